@@ -1,0 +1,1 @@
+"""Job processing: the shared domain code of the api and worker Lambdas."""

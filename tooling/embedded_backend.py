@@ -1,0 +1,202 @@
+"""The embedded AWS backend: moto's server on a loopback port, with the patches this stack needs.
+
+Started as a child process (``python -m tooling.embedded_backend --port N``) so that the
+patches below apply inside the server and nowhere else. It listens on 127.0.0.1 only:
+moto's Cognito signs tokens with a private key that ships inside the moto package, so
+anything reachable through this server must never be exposed beyond this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+LOOPBACK = "127.0.0.1"
+REGION = "us-east-1"
+# moto accepts any credentials; these make every client and terraform talk to it, never to AWS.
+TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",  # noqa: S105 - moto's well-known test credentials
+}
+
+
+# --------------------------------------------------------------------------------------
+# Patches applied inside the server process only
+# --------------------------------------------------------------------------------------
+
+
+def patch_lambda_esm() -> None:
+    """Stop moto from consuming queues that have an SQS event source mapping.
+
+    Given a mapping, moto "invokes" the function inside SendMessage and deletes the message;
+    without Docker the job would be silently swallowed. The mapping stays registered in the
+    Lambda API (the local runtime reads it from there); the queue just never learns of it,
+    so the local runtime's pollers receive the messages.
+    """
+    from moto.sqs import models as sqs_models
+
+    class _DetachedMappings(dict):  # type: ignore[type-arg]
+        def __setitem__(self, key: Any, value: Any) -> None:  # noqa: ARG002 - dropped on purpose
+            return None
+
+    original_init = sqs_models.Queue.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.lambda_event_source_mappings = _DetachedMappings()
+
+    sqs_models.Queue.__init__ = __init__  # type: ignore[method-assign]
+
+
+def patch_sqs_redrive_policy() -> None:
+    """Return an SQS RedrivePolicy in the compact JSON form it was written in.
+
+    moto re-serialises it with spaces, which the AWS provider reads as drift on every plan.
+    """
+    from moto.sqs import models as sqs_models
+
+    original = sqs_models.Queue.attributes
+
+    def attributes(self: Any) -> dict[str, Any]:
+        result: dict[str, Any] = original.fget(self)  # type: ignore[attr-defined]
+        if self.redrive_policy:
+            result["RedrivePolicy"] = json.dumps(self.redrive_policy, separators=(",", ":"))
+        return result
+
+    sqs_models.Queue.attributes = property(attributes)  # type: ignore[assignment,method-assign]
+
+
+PATCHES = (patch_lambda_esm, patch_sqs_redrive_policy)
+
+
+def apply_patches() -> None:
+    for patch in PATCHES:
+        patch()
+
+
+def serve(port: int) -> None:
+    """Run moto's server in this process until SIGTERM/SIGINT."""
+    apply_patches()
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
+    server.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(f"embedded AWS backend (moto) listening on http://{LOOPBACK}:{port} (loopback only)", flush=True)
+    stop.wait()
+    server.stop()
+
+
+# --------------------------------------------------------------------------------------
+# Controlling the server from the outside
+# --------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def is_up(endpoint: str, timeout: float = 0.5) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=timeout):  # noqa: S310
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass
+class EmbeddedBackend:
+    """A moto server child process on a loopback port."""
+
+    port: int = 0
+    log_path: str | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """Environment that points boto3 (and terraform's variables) at this backend."""
+        return {
+            **TEST_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
+
+    def start(self, timeout: float = 30.0) -> EmbeddedBackend:
+        if not self.port:
+            self.port = free_port()
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        env = {**os.environ, **TEST_CREDENTIALS}
+        env.pop("AWS_ENDPOINT_URL", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tooling.embedded_backend", "--port", str(self.port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the embedded AWS backend exited at start (code {self.process.returncode}); "
+                    f"is port {self.port} free?"
+                )
+            if is_up(self.endpoint):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the embedded AWS backend did not answer on {self.endpoint} within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> EmbeddedBackend:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def running_backend(port: int = 0) -> Iterator[EmbeddedBackend]:
+    with EmbeddedBackend(port=port) as backend:
+        yield backend
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True, help="loopback port to listen on")
+    args = parser.parse_args(argv)
+    serve(args.port)
+
+
+if __name__ == "__main__":
+    main()
