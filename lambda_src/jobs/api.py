@@ -1,2 +1,154 @@
-def lambda_handler(event, context):
-    raise NotImplementedError
+"""JobHandler Lambda: the REST API (POST /job, GET /job, GET /jobs, DELETE /job).
+
+Thin: it reads the request, asks ``JobService``, and maps domain errors to JSON errors.
+Identity is the verified claims the API Gateway Cognito authorizer put in the event.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from jobs import aws
+from jobs.errors import Forbidden, JobError, Unauthorized, ValidationError
+from jobs.model import Job, parse_idempotency_key, parse_job_id, parse_limit, parse_status_filter
+from jobs.service import JobService
+from jobs.settings import get_settings
+from jobs.telemetry import logger, metrics, tracer
+
+settings = get_settings()  # fails at start-up, naming the missing variable
+
+cors = CORSConfig(
+    allow_origin=settings.cors_allowed_origins[0],
+    extra_origins=list(settings.cors_allowed_origins[1:]),
+    allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+    expose_headers=["Location", "X-Next-Token", "Idempotent-Replayed"],
+    max_age=600,
+)
+app = APIGatewayRestResolver(cors=cors)
+
+
+@cache
+def service() -> JobService:
+    return JobService(settings, aws.job_table(settings), aws.result_bucket(settings), aws.job_queue(settings))
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body, ensure_ascii=False),
+        headers=headers or {},
+    )
+
+
+def caller() -> str:
+    """The caller's user id (``sub``) from the authorizer's verified claims.
+
+    The REST API's Cognito authorizer does not check which app client a token was issued
+    to, so this does: ``aud`` of an ID token, ``client_id`` of an access token.
+    """
+    authorizer = app.current_event.request_context.authorizer
+    claims = (authorizer.claims if authorizer else None) or {}
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise Unauthorized("this request carries no verified identity")
+    token_use = claims.get("token_use")
+    client = claims.get("aud") if token_use == "id" else claims.get("client_id") if token_use == "access" else None
+    if client != settings.allowed_client_id:
+        raise Forbidden("this token was not issued to this API's app client")
+    return sub
+
+
+def _job_id_param() -> str:
+    return parse_job_id(app.current_event.get_query_string_value("job_id"))
+
+
+@app.post("/job")
+def create_job() -> Response:
+    owner = caller()
+    key = parse_idempotency_key(app.current_event.headers.get("Idempotency-Key"))
+    try:
+        body = app.current_event.decoded_body
+    except (UnicodeDecodeError, ValueError):
+        raise ValidationError("the request body is not UTF-8 JSON", "invalid_json") from None
+    submitted = service().submit(owner, body, key)
+    job = submitted.job
+    logger.set_correlation_id(job.job_id)
+    headers = {"Location": f"{app.current_event.request_context.path}?job_id={job.job_id}"}
+    if submitted.replayed:
+        headers["Idempotent-Replayed"] = "true"
+        logger.info("idempotent replay", extra={"action": job.action})
+    else:
+        metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
+        logger.info("job submitted", extra={"action": job.action})
+    return _json(202, {"job_id": job.job_id, "status": job.status.value}, headers)
+
+
+@app.get("/job")
+def get_job() -> Response:
+    owner = caller()
+    job_id = _job_id_param()
+    logger.set_correlation_id(job_id)
+    job, url = service().get(owner, job_id)
+    return _json(200, job.public_view(result_url=url))
+
+
+@app.delete("/job")
+def cancel_job() -> Response:
+    owner = caller()
+    job_id = _job_id_param()
+    logger.set_correlation_id(job_id)
+    job = service().cancel(owner, job_id)
+    logger.info("job cancelled")
+    return _json(200, job.public_view())
+
+
+@app.get("/jobs")
+def list_jobs() -> Response:
+    owner = caller()
+    event = app.current_event
+    limit = parse_limit(event.get_query_string_value("limit"))
+    status = parse_status_filter(event.get_query_string_value("status"))
+    page = service().list(owner, status, limit, event.get_query_string_value("next_token"))
+    headers = {"X-Next-Token": page.next_token} if page.next_token else {}
+    return _json(200, [job.public_view() for job in page.jobs], headers)
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return _json(status, {"error": code, "message": message})
+
+
+@app.exception_handler(JobError)
+def handle_job_error(exc: JobError) -> Response:
+    if exc.status >= 500:
+        logger.error("request failed", extra={"error": exc.code})
+    return _error(exc.status, exc.code, exc.message)
+
+
+@app.not_found
+def handle_not_found(_: NotFoundError) -> Response:
+    event = app.current_event
+    return _error(404, "route_not_found", f"no route for {event.http_method} {event.resource or event.path}")
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(exc: Exception) -> Response:
+    logger.exception("unhandled error")
+    return _error(500, "internal_error", "the request failed unexpectedly; it was logged")
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(raise_on_empty_metrics=False)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
+
+
+__all__ = ["Job", "app", "lambda_handler"]

@@ -1,0 +1,47 @@
+"""The boto3 clients and the data layer objects, built once per process on first use.
+
+Clients use the standard retry mode (exponential back-off with jitter on throttling and
+transient errors). Endpoints come from boto3's own configuration: on the embedded backend
+``AWS_ENDPOINT_URL`` points every client at it, with no branch in this code.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from jobs.settings import Settings, get_settings
+from jobs.store import JobQueue, JobTable, ResultBucket
+
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 8},
+    connect_timeout=3,
+    read_timeout=10,
+    signature_version="s3v4",
+)
+
+
+@cache
+def client(service: str) -> Any:
+    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+
+
+def job_table(settings: Settings | None = None) -> JobTable:
+    return JobTable(client("dynamodb"), (settings or get_settings()).table_name)
+
+
+def result_bucket(settings: Settings | None = None) -> ResultBucket:
+    return ResultBucket(client("s3"), (settings or get_settings()).bucket_name)
+
+
+def job_queue(settings: Settings | None = None) -> JobQueue:
+    return JobQueue(client("sqs"), (settings or get_settings()).queue_url)
+
+
+def reset() -> None:
+    """Forget cached clients and settings (tests that switch AWS mocks)."""
+    client.cache_clear()
+    get_settings.cache_clear()

@@ -1,0 +1,59 @@
+"""Domain errors. The API maps each to one HTTP status; the worker maps them to retry/ack."""
+
+from __future__ import annotations
+
+
+class JobError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class ValidationError(JobError):
+    status = 400
+    code = "invalid_request"
+
+
+class Unauthorized(JobError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(JobError):
+    status = 403
+    code = "forbidden"
+
+
+class JobNotFound(JobError):
+    status = 404
+    code = "job_not_found"
+
+
+class Conflict(JobError):
+    status = 409
+    code = "conflict"
+
+
+class IdempotencyKeyReused(JobError):
+    status = 422
+    code = "idempotency_key_reused"
+
+
+class EnqueueFailed(JobError):
+    status = 503
+    code = "enqueue_failed"
+
+
+class ActionError(Exception):
+    """An action could not produce a result for its input (the job may be retried)."""
+
+
+class PoisonMessage(Exception):
+    """A queue message that can never be processed (malformed): it ends in the DLQ."""

@@ -1,0 +1,260 @@
+"""The job record, its states and the rules for input, ids and page tokens (pure: no I/O)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from jobs.errors import ValidationError
+
+NAME_MAX_CHARS = 128
+CONTEXT_MAX_BYTES = 64 * 1024  # context1 + context2, UTF-8 encoded
+IDEMPOTENCY_KEY_MAX_CHARS = 128
+LIMIT_DEFAULT = 50
+LIMIT_MAX = 100
+REQUIRED_FIELDS = ("name", "action", "context1", "context2")
+
+
+class Status(StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (Status.COMPLETE, Status.FAILED, Status.CANCELLED)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime) -> str:
+    """ISO-8601 in UTC with a Z and millisecond precision, e.g. 2025-07-14T12:00:00.000Z."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def new_job_id(now_ms: int | None = None) -> str:
+    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds then random bits, so ids sort by creation time."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76  # version 7
+    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a (12 bits)
+    value |= 0b10 << 62  # RFC 4122 variant
+    value |= rand & ((1 << 62) - 1)  # rand_b (62 bits)
+    return str(uuid.UUID(int=value))
+
+
+def parse_job_id(raw: str | None) -> str:
+    """The canonical form of a job id from a request, or a 400."""
+    if raw is None or raw == "":
+        raise ValidationError("query parameter job_id is required", "missing_job_id")
+    try:
+        return str(uuid.UUID(raw))
+    except (ValueError, AttributeError, TypeError):
+        raise ValidationError(f"job_id must be a UUID, got {raw[:64]!r}", "invalid_job_id") from None
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated POST /job body."""
+
+    name: str
+    action: str
+    context1: str
+    context2: str
+
+    @classmethod
+    def from_body(cls, body: str | None, known_actions: list[str]) -> NewJob:
+        if body is None or body.strip() == "":
+            raise ValidationError("the request body must be a JSON object", "invalid_body")
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValidationError(f"the request body is not valid JSON: {exc.msg}", "invalid_json") from None
+        if not isinstance(data, dict):
+            raise ValidationError(
+                f"the request body must be a JSON object, got {type(data).__name__}", "invalid_body"
+            )
+        unknown = sorted(set(data) - set(REQUIRED_FIELDS))
+        if unknown:
+            raise ValidationError(f"unknown field(s): {', '.join(unknown)}", "unknown_field")
+        missing = [f for f in REQUIRED_FIELDS if f not in data]
+        if missing:
+            raise ValidationError(f"missing field(s): {', '.join(missing)}", "missing_field")
+        for name in REQUIRED_FIELDS:
+            value = data[name]
+            if not isinstance(value, str):
+                raise ValidationError(
+                    f"field {name} must be a string, got {type(value).__name__}", "invalid_field"
+                )
+            if value.strip() == "":
+                raise ValidationError(f"field {name} must not be empty", "empty_field")
+        if len(data["name"]) > NAME_MAX_CHARS:
+            raise ValidationError(
+                f"field name is {len(data['name'])} characters; at most {NAME_MAX_CHARS} are allowed",
+                "name_too_long",
+            )
+        try:
+            size = len(data["context1"].encode()) + len(data["context2"].encode())
+        except UnicodeEncodeError:
+            raise ValidationError("context1 and context2 must be valid Unicode text", "invalid_field") from None
+        if size > CONTEXT_MAX_BYTES:
+            raise ValidationError(
+                f"context1 + context2 are {size} bytes (UTF-8); at most {CONTEXT_MAX_BYTES} are allowed",
+                "context_too_large",
+            )
+        if data["action"] not in known_actions:
+            raise ValidationError(
+                f"unknown action {data['action'][:64]!r}; known actions: {', '.join(known_actions)}",
+                "unknown_action",
+            )
+        return cls(data["name"], data["action"], data["context1"], data["context2"])
+
+    def fingerprint(self) -> str:
+        """A digest of the request, to tell a replay from a different request under the same key."""
+        canonical = json.dumps([self.name, self.action, self.context1, self.context2], ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_idempotency_key(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    key = raw.strip()
+    if not key or len(key) > IDEMPOTENCY_KEY_MAX_CHARS or not key.isprintable():
+        raise ValidationError(
+            f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX_CHARS} printable characters",
+            "invalid_idempotency_key",
+        )
+    return key
+
+
+@dataclass
+class Job:
+    """A job record as the domain sees it."""
+
+    owner_id: str
+    job_id: str
+    name: str
+    action: str
+    context1: str
+    context2: str
+    status: Status
+    created_at: str
+    updated_at: str
+    expires_at: int
+    attempts: int = 0
+    started_at: str | None = None
+    completed_at: str | None = None
+    s3_key: str | None = None
+    error: str | None = None
+    lease_owner: str | None = None
+    lease_until: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def result_key(self) -> str:
+        """Where the result goes: <owner_id>/<YYYY-MM-DD (UTC creation date)>/<job_id>.txt."""
+        day = parse_iso(self.created_at).strftime("%Y-%m-%d")
+        return f"{self.owner_id}/{day}/{self.job_id}.txt"
+
+    def public_view(self, result_url: str | None = None) -> dict[str, Any]:
+        """The record as the API returns it (the seed's field names, plus a few)."""
+        view: dict[str, Any] = {
+            "job_id": self.job_id,
+            "status": self.status.value,
+            "name": self.name,
+            "action": self.action,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        }
+        if self.started_at:
+            view["startedAt"] = self.started_at
+        if self.completed_at:
+            view["completedAt"] = self.completed_at
+        if self.s3_key:
+            view["S3FileKey"] = self.s3_key
+        if self.status is Status.FAILED and self.error:
+            view["error"] = self.error
+        if result_url:
+            view["result_url"] = result_url
+        return view
+
+
+def parse_limit(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return LIMIT_DEFAULT
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(f"limit must be an integer between 1 and {LIMIT_MAX}", "invalid_limit") from None
+    if not 1 <= value <= LIMIT_MAX:
+        raise ValidationError(f"limit must be between 1 and {LIMIT_MAX}, got {value}", "invalid_limit")
+    return value
+
+
+def parse_status_filter(raw: str | None) -> Status | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return Status(raw.upper())
+    except ValueError:
+        known = ", ".join(s.value for s in Status)
+        raise ValidationError(f"unknown status {raw[:32]!r}; use one of {known}", "invalid_status") from None
+
+
+def _owner_tag(owner_id: str) -> str:
+    return hashlib.sha256(owner_id.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PageToken:
+    """Where the next page of a listing starts. Opaque to clients, bound to its owner and filter."""
+
+    last_job_id: str
+    status: Status | None
+
+    def encode(self, owner_id: str) -> str:
+        payload = {"v": 1, "o": _owner_tag(owner_id), "k": self.last_job_id, "s": self.status}
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str | None, owner_id: str, status: Status | None) -> PageToken | None:
+        if token is None or token == "":
+            return None
+        bad = ValidationError("next_token is not a token this API issued for this listing", "invalid_next_token")
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        except (ValueError, binascii.Error, UnicodeError):
+            raise bad from None
+        if not isinstance(payload, dict) or payload.get("v") != 1:
+            raise bad
+        if payload.get("o") != _owner_tag(owner_id):
+            raise bad  # another user's token (or a forged one): never a way into their partition
+        if payload.get("s") != (status.value if status else None):
+            raise ValidationError("next_token belongs to a listing with a different status filter", "invalid_next_token")
+        last = payload.get("k")
+        if not isinstance(last, str):
+            raise bad
+        try:
+            last = str(uuid.UUID(last))
+        except ValueError:
+            raise bad from None
+        return cls(last, status)

@@ -1,0 +1,252 @@
+"""Domain logic: the rules of submitting, reading, listing, cancelling and processing jobs.
+
+Called by the thin handlers; talks to AWS only through ``jobs.store``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from jobs.actions import ActionInput, known_actions, run_action
+from jobs.errors import (
+    Conflict,
+    EnqueueFailed,
+    IdempotencyKeyReused,
+    JobNotFound,
+    PoisonMessage,
+)
+from jobs.model import Job, NewJob, PageToken, Status, iso, new_job_id, utc_now
+from jobs.settings import Settings
+from jobs.store import IdempotencyClaim, IdempotencyKeyTaken, JobQueue, JobTable, ResultBucket
+
+log = logging.getLogger(__name__)
+
+ERROR_MAX_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: Job
+    replayed: bool  # True when an Idempotency-Key returned an earlier job
+
+
+@dataclass(frozen=True)
+class Page:
+    jobs: list[Job]
+    next_token: str | None
+
+
+class JobService:
+    """What the API may do with a caller's jobs."""
+
+    def __init__(self, settings: Settings, table: JobTable, results: ResultBucket, queue: JobQueue) -> None:
+        self.settings = settings
+        self.table = table
+        self.results = results
+        self.queue = queue
+
+    def submit(self, owner_id: str, body: str | None, idempotency_key: str | None) -> Submitted:
+        request = NewJob.from_body(body, known_actions())
+        now = utc_now()
+        job = Job(
+            owner_id=owner_id,
+            job_id=new_job_id(int(now.timestamp() * 1000)),
+            name=request.name,
+            action=request.action,
+            context1=request.context1,
+            context2=request.context2,
+            status=Status.PENDING,
+            created_at=iso(now),
+            updated_at=iso(now),
+            expires_at=int((now + timedelta(days=self.settings.retention_days)).timestamp()),
+        )
+        claim = IdempotencyClaim(owner_id, idempotency_key, request.fingerprint()) if idempotency_key else None
+        try:
+            self.table.create(job, claim, int(now.timestamp()))
+        except IdempotencyKeyTaken as taken:
+            return self._replay(owner_id, claim, taken)
+        try:
+            self.queue.send(owner_id, job.job_id)
+        except (ClientError, BotoCoreError) as exc:
+            self._abandon(job, claim, exc)
+            raise EnqueueFailed("the job could not be queued; nothing was submitted, please retry") from exc
+        return Submitted(job, replayed=False)
+
+    def _replay(self, owner_id: str, claim: IdempotencyClaim | None, taken: IdempotencyKeyTaken) -> Submitted:
+        assert claim is not None
+        record = taken.record
+        if record is None:
+            # The claim vanished between our write and our read (released after a failed enqueue).
+            raise Conflict("a request with this Idempotency-Key is in flight; retry shortly", "idempotency_in_flight")
+        if record.fingerprint != claim.fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request body in the last 24 hours"
+            )
+        original = self.table.get(owner_id, record.job_id)
+        if original is None:
+            raise Conflict("a request with this Idempotency-Key is in flight; retry shortly", "idempotency_in_flight")
+        return Submitted(original, replayed=True)
+
+    def _abandon(self, job: Job, claim: IdempotencyClaim | None, cause: Exception) -> None:
+        """The record exists but nothing will process it: mark it FAILED and free the key."""
+        now = utc_now()
+        try:
+            self.table.fail(job.owner_id, job.job_id, None, "the job could not be queued", iso(now), int(now.timestamp()))
+            if claim is not None:
+                self.table.release_idempotency(claim, job.job_id)
+        except (ClientError, BotoCoreError):
+            log.exception("could not mark unqueued job %s FAILED after: %s", job.job_id, cause)
+
+    def get(self, owner_id: str, job_id: str) -> tuple[Job, str | None]:
+        job = self.table.get(owner_id, job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id}")
+        url = None
+        if job.status is Status.COMPLETE and job.s3_key:
+            url = self.results.presign(job.s3_key, self.settings.result_url_ttl_seconds)
+        return job, url
+
+    def list(self, owner_id: str, status: Status | None, limit: int, token: str | None) -> Page:
+        start = PageToken.decode(token, owner_id, status)
+        jobs, more = self.table.list(owner_id, status, limit, start.last_job_id if start else None)
+        next_token = PageToken(jobs[-1].job_id, status).encode(owner_id) if more and jobs else None
+        return Page(jobs, next_token)
+
+    def cancel(self, owner_id: str, job_id: str) -> Job:
+        cancelled = self.table.cancel(owner_id, job_id, iso(utc_now()))
+        if cancelled is not None:
+            return cancelled
+        current = self.table.get(owner_id, job_id)
+        if current is None:
+            raise JobNotFound(f"no job {job_id}")
+        raise Conflict(f"job {job_id} is {current.status.value}; only a PENDING job can be cancelled", "not_cancellable")
+
+
+# ------------------------------------------------------------------------------------------
+# Worker side
+# ------------------------------------------------------------------------------------------
+
+
+class Outcome:
+    COMPLETED = "completed"
+    SKIPPED = "skipped"  # finished already, cancelled, or gone: acknowledged, nothing run
+    FAILED = "failed"  # final attempt: the job is FAILED, the message goes to the DLQ
+
+
+class RetryLater(Exception):
+    """The message must come back later (another attempt holds the job, or the attempt failed)."""
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    owner_id: str
+    job_id: str
+
+    @classmethod
+    def parse(cls, body: str) -> JobMessage:
+        import json
+
+        try:
+            data = json.loads(body)
+        except (ValueError, TypeError) as exc:
+            raise PoisonMessage(f"message body is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise PoisonMessage("message body is not a JSON object")
+        owner, job_id = data.get("owner_id"), data.get("job_id")
+        if not isinstance(owner, str) or not owner or not isinstance(job_id, str):
+            raise PoisonMessage("message lacks owner_id/job_id")
+        try:
+            job_id = str(uuid.UUID(job_id))
+        except ValueError:
+            raise PoisonMessage(f"message job_id is not a UUID: {job_id[:64]!r}") from None
+        return cls(owner, job_id)
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    outcome: str
+    job: Job | None = None
+    duration_ms: float = 0.0
+
+
+class JobProcessor:
+    """Runs one delivered job at most once to completion, whatever the delivery pattern."""
+
+    def __init__(self, settings: Settings, table: JobTable, results: ResultBucket) -> None:
+        self.settings = settings
+        self.table = table
+        self.results = results
+
+    def process(self, message: JobMessage, receive_count: int, lease_seconds: float) -> ProcessResult:
+        final_attempt = receive_count >= self.settings.max_receive_count
+        lease_owner = uuid.uuid4().hex
+        now = utc_now()
+        try:
+            job = self.table.claim(
+                message.owner_id,
+                message.job_id,
+                lease_owner,
+                int(now.timestamp() + max(lease_seconds, 1.0)) + 1,
+                iso(now),
+                int(now.timestamp()),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            if final_attempt:
+                self._fail(message, None, f"could not start the job: {exc}")
+                return ProcessResult(Outcome.FAILED)
+            raise
+        if job is None:
+            return self._not_claimed(message)
+        started = time.monotonic()
+        try:
+            text = run_action(_action_input(job))
+            key = job.result_key()
+            self.results.put(key, text)
+            done = self.table.complete(job.owner_id, job.job_id, lease_owner, key, iso(utc_now()))
+        except Exception as exc:  # noqa: BLE001 - every failure of an attempt is handled the same way
+            error = _describe(exc)
+            if final_attempt:
+                self._fail(message, lease_owner, error)
+                return ProcessResult(Outcome.FAILED, job)
+            self._release(job, lease_owner, error)
+            raise RetryLater(f"job {job.job_id} attempt {receive_count} failed: {error}") from exc
+        if done is None:
+            # Our lease ran out and another attempt took the job over: it will finish it.
+            raise RetryLater(f"job {job.job_id}: lease lost before completion")
+        return ProcessResult(Outcome.COMPLETED, done, (time.monotonic() - started) * 1000)
+
+    def _not_claimed(self, message: JobMessage) -> ProcessResult:
+        current = self.table.get(message.owner_id, message.job_id)
+        if current is None or current.status.terminal:
+            return ProcessResult(Outcome.SKIPPED, current)
+        # PROCESSING with a live lease: a concurrent duplicate delivery. Come back later;
+        # by then it is finished (acknowledged then) or its lease ran out (taken over then).
+        raise RetryLater(f"job {message.job_id} is being processed by another attempt")
+
+    def _fail(self, message: JobMessage, lease_owner: str | None, error: str) -> None:
+        now = utc_now()
+        self.table.fail(message.owner_id, message.job_id, lease_owner, error, iso(now), int(now.timestamp()))
+
+    def _release(self, job: Job, lease_owner: str, error: str) -> None:
+        try:
+            self.table.release(job.owner_id, job.job_id, lease_owner, error, iso(utc_now()))
+        except (ClientError, BotoCoreError):
+            log.warning("could not release the lease of job %s; it is retried once the lease expires", job.job_id)
+
+
+def _action_input(job: Job) -> ActionInput:
+    return ActionInput(job.job_id, job.name, job.action, job.context1, job.context2, job.created_at)
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if not str(exc).startswith(type(exc).__name__) else str(exc)
+    return text[:ERROR_MAX_CHARS]
+
+
+

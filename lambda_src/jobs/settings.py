@@ -1,0 +1,68 @@
+"""Settings: one typed object, read once from the environment Terraform sets.
+
+A missing or malformed variable fails at start-up (import of the handler module) with a
+message that names it, instead of at the first request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+
+class SettingsError(RuntimeError):
+    """A required environment variable is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    bucket_name: str
+    queue_url: str
+    allowed_client_id: str
+    cors_allowed_origins: tuple[str, ...]
+    max_receive_count: int
+    retention_days: int
+    result_url_ttl_seconds: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                raise SettingsError(f"environment variable {name} is required but not set")
+            return value
+
+        def positive_int(name: str) -> int:
+            raw = required(name)
+            try:
+                value = int(raw)
+            except ValueError:
+                raise SettingsError(f"environment variable {name} must be an integer, got {raw!r}") from None
+            if value < 1:
+                raise SettingsError(f"environment variable {name} must be >= 1, got {value}")
+            return value
+
+        origins = tuple(o.strip() for o in required("CORS_ALLOWED_ORIGINS").split(",") if o.strip())
+        if not origins:
+            raise SettingsError("environment variable CORS_ALLOWED_ORIGINS lists no origin")
+        return cls(
+            table_name=required("JOBS_TABLE_NAME"),
+            bucket_name=required("RESULTS_BUCKET_NAME"),
+            queue_url=required("JOBS_QUEUE_URL"),
+            allowed_client_id=required("ALLOWED_CLIENT_ID"),
+            cors_allowed_origins=origins,
+            max_receive_count=positive_int("MAX_RECEIVE_COUNT"),
+            retention_days=positive_int("JOB_RETENTION_DAYS"),
+            result_url_ttl_seconds=positive_int("RESULT_URL_TTL_SECONDS"),
+        )
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings.from_env()

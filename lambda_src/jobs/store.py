@@ -1,0 +1,381 @@
+"""Data access: the job table (DynamoDB), the results bucket (S3) and the job queue (SQS).
+
+Only GetItem, Query and conditional writes: no Scan anywhere. The domain layer above
+decides what a failed condition means; this layer never knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from jobs.model import Job, Status
+
+STATUS_INDEX = "by_owner_status"
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+# Attribute names that are DynamoDB reserved words (or just better quoted).
+_NAMES = {"#status": "status", "#name": "name", "#action": "action", "#error": "error"}
+
+_FIELDS = {
+    # Job attribute -> item attribute
+    "owner_id": "owner_id",
+    "job_id": "job_id",
+    "name": "name",
+    "action": "action",
+    "context1": "context1",
+    "context2": "context2",
+    "status": "status",
+    "created_at": "createdAt",
+    "updated_at": "updatedAt",
+    "started_at": "startedAt",
+    "completed_at": "completedAt",
+    "s3_key": "S3FileKey",
+    "error": "error",
+    "attempts": "attempts",
+    "lease_owner": "lease_owner",
+    "lease_until": "lease_until",
+    "expires_at": "expires_at",
+}
+_LIST_PROJECTION = [a for f, a in _FIELDS.items() if f not in ("context1", "context2")]
+
+
+def _owner_status(owner_id: str, status: Status) -> str:
+    return f"{owner_id}#{status.value}"
+
+
+def _serialize(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(v) for k, v in values.items() if v is not None}
+
+
+def _to_item(job: Job) -> dict[str, Any]:
+    values = {attr: getattr(job, f) for f, attr in _FIELDS.items()}
+    values["status"] = job.status.value
+    values["owner_status"] = _owner_status(job.owner_id, job.status)
+    if not job.lease_owner:
+        values.pop("lease_owner")
+        values.pop("lease_until")
+    return _serialize(values)
+
+
+def _from_item(item: dict[str, Any]) -> Job:
+    values = {k: _de.deserialize(v) for k, v in item.items()}
+    kwargs: dict[str, Any] = {}
+    for f, attr in _FIELDS.items():
+        if attr in values:
+            kwargs[f] = values[attr]
+    kwargs["status"] = Status(kwargs["status"])
+    for number in ("attempts", "lease_until", "expires_at"):
+        kwargs[number] = int(kwargs.get(number, 0))
+    kwargs.setdefault("context1", "")
+    kwargs.setdefault("context2", "")
+    return Job(**kwargs)
+
+
+def _is_condition_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    owner_id: str
+    key: str
+    fingerprint: str
+
+    @property
+    def item_key(self) -> dict[str, Any]:
+        digest = hashlib.sha256(self.key.encode()).hexdigest()
+        return _serialize({"owner_id": f"{self.owner_id}#idempotency", "job_id": digest})
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    job_id: str
+    fingerprint: str
+
+
+class IdempotencyKeyTaken(Exception):
+    """The key was already used by this owner within its lifetime."""
+
+    def __init__(self, record: IdempotencyRecord | None) -> None:
+        super().__init__("idempotency key already used")
+        self.record = record
+
+
+class JobTable:
+    """The jobs table: owner_id (partition) + job_id (sort, UUIDv7); GSI by_owner_status."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._db = client
+        self._table = table_name
+
+    # ---- creating -------------------------------------------------------------------
+    def create(self, job: Job, idempotency: IdempotencyClaim | None, now_epoch: int) -> None:
+        """Write a new PENDING job; with an idempotency claim, atomically with the claim."""
+        put_job = {
+            "TableName": self._table,
+            "Item": _to_item(job),
+            "ConditionExpression": "attribute_not_exists(job_id)",
+        }
+        if idempotency is None:
+            self._db.put_item(**put_job)
+            return
+        claim_item = {
+            **idempotency.item_key,
+            **_serialize(
+                {
+                    "target_job_id": job.job_id,
+                    "fingerprint": idempotency.fingerprint,
+                    "expires_at": now_epoch + IDEMPOTENCY_TTL_SECONDS,
+                }
+            ),
+        }
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    {"Put": put_job},
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": claim_item,
+                            # TTL deletion is lazy: an expired claim may still be there.
+                            "ConditionExpression": "attribute_not_exists(job_id) OR expires_at < :now",
+                            "ExpressionAttributeValues": {":now": {"N": str(now_epoch)}},
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = exc.response.get("CancellationReasons") or []
+            codes = [r.get("Code") for r in reasons]
+            if len(codes) == 2 and codes[1] == "ConditionalCheckFailed":
+                raise IdempotencyKeyTaken(self.get_idempotency(idempotency)) from None
+            raise
+
+    def get_idempotency(self, claim: IdempotencyClaim) -> IdempotencyRecord | None:
+        resp = self._db.get_item(TableName=self._table, Key=claim.item_key, ConsistentRead=True)
+        item = resp.get("Item")
+        if not item:
+            return None
+        return IdempotencyRecord(item["target_job_id"]["S"], item["fingerprint"]["S"])
+
+    def release_idempotency(self, claim: IdempotencyClaim, job_id: str) -> None:
+        """Forget a claim that points at ``job_id`` (so the client can retry with the same key)."""
+        try:
+            self._db.delete_item(
+                TableName=self._table,
+                Key=claim.item_key,
+                ConditionExpression="target_job_id = :j",
+                ExpressionAttributeValues={":j": {"S": job_id}},
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+
+    # ---- reading --------------------------------------------------------------------
+    def get(self, owner_id: str, job_id: str) -> Job | None:
+        resp = self._db.get_item(
+            TableName=self._table,
+            Key=_serialize({"owner_id": owner_id, "job_id": job_id}),
+            ConsistentRead=True,
+        )
+        item = resp.get("Item")
+        return _from_item(item) if item else None
+
+    def list(self, owner_id: str, status: Status | None, limit: int, before: str | None) -> tuple[list[Job], bool]:
+        """Up to ``limit`` jobs, newest first, strictly older than ``before``; and whether more exist."""
+        names = {"#status": "status", "#name": "name", "#action": "action", "#error": "error"}
+        projection = ", ".join(
+            {"status": "#status", "name": "#name", "action": "#action", "error": "#error"}.get(a, a)
+            for a in _LIST_PROJECTION
+        )
+        if status is None:
+            key_attr, key_value, extra = "owner_id", owner_id, {"ConsistentRead": True}
+        else:
+            key_attr, key_value, extra = "owner_status", _owner_status(owner_id, status), {"IndexName": STATUS_INDEX}
+        condition = f"{key_attr} = :pk"
+        values: dict[str, Any] = {":pk": {"S": key_value}}
+        if before is not None:
+            condition += " AND job_id < :before"
+            values[":before"] = {"S": before}
+        jobs: list[Job] = []
+        start_key: dict[str, Any] | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": condition,
+                "ExpressionAttributeValues": values,
+                "ExpressionAttributeNames": names,
+                "ProjectionExpression": projection,
+                "ScanIndexForward": False,
+                "Limit": limit + 1 - len(jobs),
+                **extra,
+            }
+            if start_key:
+                kwargs["ExclusiveStartKey"] = start_key
+            resp = self._db.query(**kwargs)
+            jobs.extend(_from_item(i) for i in resp.get("Items", []))
+            start_key = resp.get("LastEvaluatedKey")
+            if len(jobs) > limit or not start_key:
+                break
+        return jobs[:limit], len(jobs) > limit
+
+    # ---- state transitions ----------------------------------------------------------
+    def _update(
+        self,
+        owner_id: str,
+        job_id: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+    ) -> Job | None:
+        """A conditional update; the new record, or None when the condition failed."""
+        try:
+            resp = self._db.update_item(
+                TableName=self._table,
+                Key=_serialize({"owner_id": owner_id, "job_id": job_id}),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={k: v for k, v in _NAMES.items() if k in update + condition},
+                ExpressionAttributeValues=_serialize(values),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return None
+            raise
+        return _from_item(resp["Attributes"])
+
+    def cancel(self, owner_id: str, job_id: str, now: str) -> Job | None:
+        """PENDING -> CANCELLED."""
+        return self._update(
+            owner_id,
+            job_id,
+            "SET #status = :cancelled, owner_status = :os, updatedAt = :now, completedAt = :now",
+            "attribute_exists(job_id) AND #status = :pending",
+            {
+                ":cancelled": Status.CANCELLED.value,
+                ":pending": Status.PENDING.value,
+                ":os": _owner_status(owner_id, Status.CANCELLED),
+                ":now": now,
+            },
+        )
+
+    def claim(self, owner_id: str, job_id: str, lease_owner: str, lease_until: int, now: str, now_epoch: int) -> Job | None:
+        """PENDING -> PROCESSING, or take over a PROCESSING job whose previous lease ran out."""
+        return self._update(
+            owner_id,
+            job_id,
+            "SET #status = :processing, owner_status = :os, startedAt = :now, updatedAt = :now, "
+            "attempts = if_not_exists(attempts, :zero) + :one, lease_owner = :lo, lease_until = :lu",
+            "attribute_exists(job_id) AND (#status = :pending OR "
+            "(#status = :processing AND (attribute_not_exists(lease_until) OR lease_until < :epoch)))",
+            {
+                ":processing": Status.PROCESSING.value,
+                ":pending": Status.PENDING.value,
+                ":os": _owner_status(owner_id, Status.PROCESSING),
+                ":now": now,
+                ":zero": 0,
+                ":one": 1,
+                ":lo": lease_owner,
+                ":lu": lease_until,
+                ":epoch": now_epoch,
+            },
+        )
+
+    def complete(self, owner_id: str, job_id: str, lease_owner: str, s3_key: str, now: str) -> Job | None:
+        """PROCESSING (held by ``lease_owner``) -> COMPLETE."""
+        return self._update(
+            owner_id,
+            job_id,
+            "SET #status = :complete, owner_status = :os, S3FileKey = :key, completedAt = :now, updatedAt = :now "
+            "REMOVE lease_owner, lease_until, #error",
+            "#status = :processing AND lease_owner = :lo",
+            {
+                ":complete": Status.COMPLETE.value,
+                ":processing": Status.PROCESSING.value,
+                ":os": _owner_status(owner_id, Status.COMPLETE),
+                ":key": s3_key,
+                ":now": now,
+                ":lo": lease_owner,
+            },
+        )
+
+    def fail(self, owner_id: str, job_id: str, lease_owner: str | None, error: str, now: str, now_epoch: int) -> Job | None:
+        """PENDING/PROCESSING -> FAILED, unless another attempt holds a live lease."""
+        return self._update(
+            owner_id,
+            job_id,
+            "SET #status = :failed, owner_status = :os, #error = :err, completedAt = :now, updatedAt = :now "
+            "REMOVE lease_owner, lease_until",
+            "(#status = :pending OR #status = :processing) AND "
+            "(attribute_not_exists(lease_owner) OR lease_owner = :lo OR lease_until < :epoch)",
+            {
+                ":failed": Status.FAILED.value,
+                ":pending": Status.PENDING.value,
+                ":processing": Status.PROCESSING.value,
+                ":os": _owner_status(owner_id, Status.FAILED),
+                ":err": error,
+                ":now": now,
+                ":lo": lease_owner or "-",
+                ":epoch": now_epoch,
+            },
+        )
+
+    def release(self, owner_id: str, job_id: str, lease_owner: str, error: str, now: str) -> Job | None:
+        """Give up the lease after a failed attempt so the next delivery can claim at once."""
+        return self._update(
+            owner_id,
+            job_id,
+            "SET #error = :err, updatedAt = :now, lease_until = :zero",
+            "#status = :processing AND lease_owner = :lo",
+            {
+                ":processing": Status.PROCESSING.value,
+                ":err": error,
+                ":now": now,
+                ":zero": 0,
+                ":lo": lease_owner,
+            },
+        )
+
+
+class ResultBucket:
+    def __init__(self, client: Any, bucket_name: str) -> None:
+        self._s3 = client
+        self._bucket = bucket_name
+
+    def put(self, key: str, text: str) -> None:
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=key,
+            Body=text.encode("utf-8"),
+            ContentType="text/plain; charset=utf-8",
+        )
+
+    def presign(self, key: str, ttl_seconds: int) -> str:
+        url: str = self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=ttl_seconds
+        )
+        return url
+
+
+class JobQueue:
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._sqs = client
+        self._url = queue_url
+
+    def send(self, owner_id: str, job_id: str) -> None:
+        self._sqs.send_message(
+            QueueUrl=self._url,
+            MessageBody=json.dumps({"owner_id": owner_id, "job_id": job_id}, separators=(",", ":")),
+        )

@@ -1,0 +1,255 @@
+"""Unit ring: the real handlers against moto in-process (no network, no server)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+CLIENT_ID = "test-client-id"
+OTHER_CLIENT_ID = "some-other-app-client"
+REGION = "us-east-1"
+TABLE = "jobs-test"
+BUCKET = "jobs-test-results"
+MAX_RECEIVE = 3
+
+ENV = {
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "JOBS_TABLE_NAME": TABLE,
+    "RESULTS_BUCKET_NAME": BUCKET,
+    "JOBS_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/123456789012/jobs-test",
+    "ALLOWED_CLIENT_ID": CLIENT_ID,
+    "CORS_ALLOWED_ORIGINS": "https://app.example.com,https://admin.example.com",
+    "MAX_RECEIVE_COUNT": str(MAX_RECEIVE),
+    "JOB_RETENTION_DAYS": "30",
+    "RESULT_URL_TTL_SECONDS": "300",
+    "POWERTOOLS_SERVICE_NAME": "jobs-test",
+    "POWERTOOLS_METRICS_NAMESPACE": "JobsTest",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_DEV": "false",
+}
+os.environ.update(ENV)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+def create_resources() -> dict[str, str]:
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb.create_table(
+        TableName=TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "owner_id", "AttributeType": "S"},
+            {"AttributeName": "job_id", "AttributeType": "S"},
+            {"AttributeName": "owner_status", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "owner_id", "KeyType": "HASH"},
+            {"AttributeName": "job_id", "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_owner_status",
+                "KeySchema": [
+                    {"AttributeName": "owner_status", "KeyType": "HASH"},
+                    {"AttributeName": "job_id", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+    sqs = boto3.client("sqs", region_name=REGION)
+    dlq = sqs.create_queue(QueueName="jobs-test-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(
+        QueueName="jobs-test",
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE})},
+    )["QueueUrl"]
+    return {"queue_url": queue, "dlq_url": dlq}
+
+
+@dataclass
+class Stack:
+    queue_url: str
+    dlq_url: str
+
+    @property
+    def ddb(self) -> Any:
+        return boto3.client("dynamodb", region_name=REGION)
+
+    @property
+    def s3(self) -> Any:
+        return boto3.client("s3", region_name=REGION)
+
+    @property
+    def sqs(self) -> Any:
+        return boto3.client("sqs", region_name=REGION)
+
+    def items(self) -> list[dict[str, Any]]:
+        """Every item in the table (test-only inspection; the code never scans)."""
+        return self.ddb.scan(TableName=TABLE)["Items"]
+
+    def objects(self) -> list[str]:
+        return [o["Key"] for o in self.s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+    def messages(self, url: str | None = None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for _ in range(20):
+            got = self.sqs.receive_message(
+                QueueUrl=url or self.queue_url,
+                MaxNumberOfMessages=10,
+                AttributeNames=["All"],
+                VisibilityTimeout=0,
+            ).get("Messages", [])
+            new = [m for m in got if m["MessageId"] not in {o["MessageId"] for o in out}]
+            if not new:
+                break
+            out.extend(new)
+        return out
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    with mock_aws():
+        urls = create_resources()
+        monkeypatch.setenv("JOBS_QUEUE_URL", urls["queue_url"])
+        from jobs import aws
+
+        aws.reset()
+        import jobs.api as api
+        import jobs.worker as worker
+
+        api.settings = aws.get_settings()
+        worker.settings = api.settings
+        api.service.cache_clear()
+        worker.job_processor.cache_clear()
+        yield Stack(**urls)
+        aws.reset()
+        api.service.cache_clear()
+        worker.job_processor.cache_clear()
+
+
+class FakeContext:
+    function_name = "jobs-test"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:jobs-test"
+    aws_request_id = "req-1"
+
+    def __init__(self, remaining_ms: int = 30_000) -> None:
+        self._remaining = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._remaining
+
+
+def claims(sub: str = "user-a", client_id: str = CLIENT_ID, token_use: str = "id") -> dict[str, str]:
+    base = {"sub": sub, "token_use": token_use, "iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_test"}
+    if token_use == "id":
+        base["aud"] = client_id
+    else:
+        base["client_id"] = client_id
+    return base
+
+
+def api_event(
+    method: str,
+    resource: str,
+    *,
+    query: dict[str, str] | None = None,
+    body: str | dict[str, Any] | list[Any] | None = None,
+    headers: dict[str, str] | None = None,
+    claims_: dict[str, str] | None = None,
+    no_claims: bool = False,
+    base64_body: bool = False,
+) -> dict[str, Any]:
+    """A REST API (v1) Lambda proxy event as API Gateway sends it through a Cognito authorizer."""
+    if body is not None and not isinstance(body, str):
+        body = json.dumps(body)
+    if base64_body and body is not None:
+        body = base64.b64encode(body.encode()).decode()
+    hdrs = {"Origin": "https://app.example.com", "Content-Type": "application/json", **(headers or {})}
+    request_context: dict[str, Any] = {
+        "resourcePath": resource,
+        "httpMethod": method,
+        "path": f"/dev{resource}",
+        "stage": "dev",
+        "requestId": str(uuid.uuid4()),
+        "accountId": "123456789012",
+        "apiId": "abc123",
+        "identity": {"sourceIp": "203.0.113.7", "userAgent": "pytest"},
+    }
+    if not no_claims:
+        request_context["authorizer"] = {"claims": claims_ if claims_ is not None else claims()}
+    return {
+        "resource": resource,
+        "path": resource,
+        "httpMethod": method,
+        "headers": hdrs,
+        "multiValueHeaders": {k: [v] for k, v in hdrs.items()},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": request_context,
+        "body": body,
+        "isBase64Encoded": base64_body,
+    }
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+def call_api(event: dict[str, Any]) -> ApiResponse:
+    from jobs.api import lambda_handler
+
+    raw = lambda_handler(event, FakeContext())
+    headers = {k: v for k, v in (raw.get("headers") or {}).items()}
+    for k, v in (raw.get("multiValueHeaders") or {}).items():
+        headers[k] = v[0] if isinstance(v, list) and len(v) == 1 else ",".join(v)
+    body = json.loads(raw["body"]) if raw.get("body") else None
+    return ApiResponse(raw["statusCode"], headers, body)
+
+
+def sqs_record(body: str, receive_count: int = 1, message_id: str | None = None) -> dict[str, Any]:
+    return {
+        "messageId": message_id or str(uuid.uuid4()),
+        "receiptHandle": f"rh-{uuid.uuid4()}",
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": "1700000000000",
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": "1700000000001",
+        },
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jobs-test",
+        "awsRegion": REGION,
+    }
+
+
+def call_worker(*records: dict[str, Any], remaining_ms: int = 30_000) -> list[str]:
+    """Run the worker on a batch; return the ids it reported as failed."""
+    from jobs.worker import lambda_handler
+
+    result = lambda_handler({"Records": list(records)}, FakeContext(remaining_ms))
+    return [f["itemIdentifier"] for f in result["batchItemFailures"]]
+
+
+VALID_JOB = {"name": "test", "action": "demo", "context1": "hello", "context2": "world"}
