@@ -1,0 +1,147 @@
+"""Fixtures of the tooling tests: one embedded backend (moto server on loopback) per session."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import uuid
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tooling.aws_access import AwsAccess, for_endpoint
+from tooling.embedded_backend import EmbeddedBackend
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def backend(tmp_path_factory) -> Iterator[EmbeddedBackend]:
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    server = EmbeddedBackend(log_path=str(log)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def access(backend) -> AwsAccess:
+    return for_endpoint(backend.endpoint)
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def _tiny_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("jobs/__init__.py", "")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def seeded_stack(access, unique) -> dict[str, str]:
+    """The resources `status`/`logs` read, created with boto3 directly (no terraform).
+
+    Returns terraform-style outputs naming them.
+    """
+    sqs, ddb, lam, iam, logs = (access.client(s) for s in ("sqs", "dynamodb", "lambda", "iam", "logs"))
+    prefix = f"t{unique}"
+    dlq_url = sqs.create_queue(QueueName=f"{prefix}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName=f"{prefix}-jobs",
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3})},
+    )["QueueUrl"]
+    table = f"{prefix}-jobs"
+    ddb.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "owner_id", "AttributeType": "S"},
+            {"AttributeName": "job_id", "AttributeType": "S"},
+            {"AttributeName": "owner_status", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "owner_id", "KeyType": "HASH"},
+            {"AttributeName": "job_id", "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_owner_status",
+                "KeySchema": [
+                    {"AttributeName": "owner_status", "KeyType": "HASH"},
+                    {"AttributeName": "job_id", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    role_arn = iam.create_role(
+        RoleName=f"{prefix}-role",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    functions = {}
+    for label in ("api", "worker"):
+        name = f"{prefix}-{label}"
+        lam.create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role=role_arn,
+            Handler=f"jobs.{label}.lambda_handler",
+            Code={"ZipFile": _tiny_zip()},
+            Architectures=["arm64"],
+        )
+        logs.create_log_group(logGroupName=f"/aws/lambda/{name}")
+        functions[label] = name
+    lam.create_event_source_mapping(
+        EventSourceArn=sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ],
+        FunctionName=functions["worker"],
+        BatchSize=10,
+    )
+    return {
+        "queue_url": queue_url,
+        "dlq_url": dlq_url,
+        "table_name": table,
+        "api_function_name": functions["api"],
+        "worker_function_name": functions["worker"],
+        "api_log_group": f"/aws/lambda/{functions['api']}",
+        "worker_log_group": f"/aws/lambda/{functions['worker']}",
+        "region": "us-east-1",
+        "prefix": prefix,
+    }
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """os.environ without AWS credentials or endpoint settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "JOBSTACK_", "SMOKE_"))}
+    env.update(
+        {
+            "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def clean_env():
+    """Build a subprocess environment with no AWS credentials (plus the given variables)."""
+    return _clean_env

@@ -1,0 +1,265 @@
+"""The smoke test: one real job through the deployed API, checked end to end.
+
+Reusable without invoke::
+
+    from tooling.smoke import run_smoke
+    result = run_smoke(api_url, id_token, timeout=120)
+    print(result.verdict); assert result.ok
+
+``run_smoke`` POSTs a ``process-data`` job, polls ``GET /job`` until the job is terminal or
+the timeout passes (reporting progress through a callback), checks that ``GET /jobs`` lists
+it, downloads the result through its ``result_url`` and checks that it contains both
+contexts. It never raises for a failed check: the :class:`SmokeResult` says what failed.
+
+ID tokens come from the env's Cognito app client with ``USER_PASSWORD_AUTH``
+(:func:`id_token_for`), for ``SMOKE_USERNAME``/``SMOKE_PASSWORD`` or for a throwaway user
+made with the admin API and deleted afterwards (:func:`throwaway_user`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import requests
+
+from tooling.errors import OperatorError
+
+TERMINAL = ("COMPLETE", "FAILED", "CANCELLED")
+ACTION = "process-data"
+USERNAME_ENV_VAR = "SMOKE_USERNAME"
+PASSWORD_ENV_VAR = "SMOKE_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
+HTTP_TIMEOUT = 15.0
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class SmokeResult:
+    """The outcome of one smoke run; ``verdict`` is the one line to print."""
+
+    ok: bool
+    verdict: str
+    job_id: str | None = None
+    status: str | None = None
+    elapsed_seconds: float = 0.0
+    job: dict[str, Any] | None = None
+    result_text: str | None = None
+    steps: list[str] = field(default_factory=list)
+
+
+class _Failed(Exception):
+    def __init__(self, reason: str, status: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def _json(response: requests.Response, what: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise _Failed(
+            f"{what} answered {response.status_code} with non-JSON: {response.text[:120]!r}"
+        ) from None
+
+
+def _listed(body: Any) -> list[dict[str, Any]]:
+    """GET /jobs: a JSON array (the seed's contract), or an object with a ``jobs``/``items`` list."""
+    if isinstance(body, list):
+        return [j for j in body if isinstance(j, dict)]
+    if isinstance(body, dict):
+        for key in ("jobs", "items"):
+            if isinstance(body.get(key), list):
+                return [j for j in body[key] if isinstance(j, dict)]
+    raise _Failed(f"GET /jobs did not return a list of jobs: {str(body)[:120]}")
+
+
+def run_smoke(
+    api_url: str,
+    id_token: str,
+    timeout: float = 120.0,
+    poll_interval: float = 1.0,
+    progress: Progress | None = None,
+    http: requests.Session | None = None,
+    name: str | None = None,
+) -> SmokeResult:
+    """Run one job through the API at ``api_url`` (the stage URL, e.g. ``.../dev``)."""
+    base = api_url.rstrip("/")
+    session = http or requests.Session()
+    headers = {"Authorization": id_token, "Content-Type": "application/json"}
+    marker = uuid.uuid4().hex[:10]
+    context1, context2 = f"smoke-left-{marker}", f"smoke-right-{marker}"
+    body = {"name": name or f"smoke-{marker}", "action": ACTION, "context1": context1, "context2": context2}
+    started = time.monotonic()
+    result = SmokeResult(ok=False, verdict="")
+    notify = progress or (lambda _status, _elapsed: None)
+
+    def step(text: str) -> None:
+        result.steps.append(text)
+
+    def elapsed() -> float:
+        return time.monotonic() - started
+
+    try:
+        # 1. submit
+        resp = session.post(f"{base}/job", json=body, headers=headers, timeout=HTTP_TIMEOUT)
+        if resp.status_code != 202:
+            raise _Failed(f"POST /job answered {resp.status_code}: {resp.text[:200]}")
+        created = _json(resp, "POST /job")
+        job_id = created.get("job_id") if isinstance(created, dict) else None
+        if not isinstance(job_id, str) or not job_id:
+            raise _Failed(f"POST /job returned no job_id: {str(created)[:200]}")
+        result.job_id = job_id
+        result.status = str(created.get("status"))
+        if result.status != "PENDING":
+            raise _Failed(f"POST /job returned status {result.status!r}, expected PENDING", result.status)
+        step(f"POST /job -> 202 job {job_id} PENDING")
+        notify("PENDING", elapsed())
+
+        # 2. poll until terminal
+        deadline = started + timeout
+        job: dict[str, Any] = {}
+        while True:
+            resp = session.get(
+                f"{base}/job", params={"job_id": job_id}, headers=headers, timeout=HTTP_TIMEOUT
+            )
+            if resp.status_code >= 500:
+                step(f"GET /job -> {resp.status_code} (retrying)")
+            elif resp.status_code != 200:
+                raise _Failed(f"GET /job answered {resp.status_code}: {resp.text[:200]}", result.status)
+            else:
+                job = _json(resp, "GET /job")
+                result.job = job
+                result.status = str(job.get("status"))
+                notify(result.status, elapsed())
+                if result.status in TERMINAL:
+                    break
+            if time.monotonic() + poll_interval > deadline:
+                raise _Failed(f"job {job_id} still {result.status} after {timeout:g}s", result.status)
+            time.sleep(poll_interval)
+        step(f"GET /job -> {result.status} after {elapsed():.1f}s")
+        if result.status != "COMPLETE":
+            reason = job.get("error") or job.get("reason") or job.get("message") or "no reason given"
+            raise _Failed(f"job {job_id} ended {result.status}: {reason}", result.status)
+
+        # 3. listed
+        resp = session.get(f"{base}/jobs", headers=headers, timeout=HTTP_TIMEOUT)
+        if resp.status_code != 200:
+            raise _Failed(f"GET /jobs answered {resp.status_code}: {resp.text[:200]}", result.status)
+        if job_id not in {j.get("job_id") for j in _listed(_json(resp, "GET /jobs"))}:
+            raise _Failed(f"GET /jobs does not list job {job_id}", result.status)
+        step("GET /jobs lists the job")
+
+        # 4. the result itself (a presigned URL: no Authorization header)
+        result_url = job.get("result_url")
+        if not isinstance(result_url, str) or not result_url:
+            raise _Failed(f"job {job_id} is COMPLETE but has no result_url", result.status)
+        resp = session.get(result_url, timeout=HTTP_TIMEOUT)
+        if resp.status_code != 200:
+            raise _Failed(
+                f"downloading result_url answered {resp.status_code}: {resp.text[:200]}", result.status
+            )
+        result.result_text = resp.text
+        missing = [c for c in (context1, context2) if c not in resp.text]
+        if missing:
+            raise _Failed(
+                f"the result of job {job_id} lacks {', '.join(missing)}: {resp.text[:120]!r}", result.status
+            )
+        step(f"result downloaded ({len(resp.content)} bytes) and holds both contexts")
+    except _Failed as failed:
+        result.elapsed_seconds = elapsed()
+        result.verdict = f"SMOKE FAILED: {failed.reason}"
+        return result
+    except requests.RequestException as exc:
+        result.elapsed_seconds = elapsed()
+        result.verdict = f"SMOKE FAILED: cannot reach the API at {base}: {type(exc).__name__}: {exc}"
+        return result
+    result.ok = True
+    result.elapsed_seconds = elapsed()
+    result.verdict = (
+        f"SMOKE PASSED: job {result.job_id} COMPLETE in {result.elapsed_seconds:.1f}s, "
+        "listed by GET /jobs, result content checked"
+    )
+    return result
+
+
+class ProgressLine:
+    """A progress display for ``run_smoke``: a rewritten line on a terminal, changes otherwise."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.last: str | None = None
+
+    def __call__(self, status: str, elapsed: float) -> None:
+        if self.tty:
+            self.stream.write(f"\r  job {status:<11} {elapsed:5.1f}s")
+            if status in TERMINAL:
+                self.stream.write("\n")
+        elif status != self.last:
+            self.stream.write(f"  job {status} at {elapsed:.1f}s\n")
+        self.stream.flush()
+        self.last = status
+
+
+# ----------------------------------------------------------------------------- tokens
+
+
+def id_token_for(cognito: Any, client_id: str, username: str, password: str) -> str:
+    """An ID token from the app client's USER_PASSWORD_AUTH flow."""
+    try:
+        answer = cognito.initiate_auth(
+            ClientId=client_id,
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": username, "PASSWORD": password},
+        )
+    except cognito.exceptions.NotAuthorizedException as exc:
+        raise OperatorError(
+            f"Cognito refused the smoke user {username!r}: {exc.response['Error'].get('Message', '')}",
+            f"check {USERNAME_ENV_VAR}/{PASSWORD_ENV_VAR}, or use --create-user",
+        ) from None
+    except cognito.exceptions.UserNotFoundException:
+        raise OperatorError(
+            f"the smoke user {username!r} does not exist in the pool", "create it, or use --create-user"
+        ) from None
+    if "AuthenticationResult" not in answer:
+        raise OperatorError(
+            f"Cognito asked the smoke user for {answer.get('ChallengeName', 'a challenge')}",
+            "give the user a permanent password (admin-set-user-password --permanent), or use --create-user",
+        )
+    return str(answer["AuthenticationResult"]["IdToken"])
+
+
+def throwaway_password() -> str:
+    """A password that meets Cognito's default policy (upper, lower, digit, symbol)."""
+    body = secrets.token_urlsafe(18)
+    return f"Sm{body}9!a"
+
+
+@contextlib.contextmanager
+def throwaway_user(cognito: Any, user_pool_id: str) -> Iterator[tuple[str, str]]:
+    """A confirmed user with a permanent password, deleted on exit (also on failure)."""
+    username = f"smoke-{uuid.uuid4().hex[:12]}"
+    password = throwaway_password()
+    cognito.admin_create_user(
+        UserPoolId=user_pool_id,
+        Username=username,
+        MessageAction="SUPPRESS",
+        TemporaryPassword=throwaway_password(),
+        UserAttributes=[{"Name": "email", "Value": f"{username}@example.invalid"}],
+    )
+    try:
+        cognito.admin_set_user_password(
+            UserPoolId=user_pool_id, Username=username, Password=password, Permanent=True
+        )
+        yield username, password
+    finally:
+        with contextlib.suppress(cognito.exceptions.UserNotFoundException):
+            cognito.admin_delete_user(UserPoolId=user_pool_id, Username=username)
