@@ -54,7 +54,11 @@ def seeded_stack(access, unique) -> dict[str, str]:
     sqs, ddb, lam, iam, logs = (access.client(s) for s in ("sqs", "dynamodb", "lambda", "iam", "logs"))
     prefix = f"t{unique}"
     dlq_url = sqs.create_queue(QueueName=f"{prefix}-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    def arn(url: str) -> str:
+        return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    dlq_arn = arn(dlq_url)
     queue_url = sqs.create_queue(
         QueueName=f"{prefix}-jobs",
         Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3})},
@@ -89,7 +93,11 @@ def seeded_stack(access, unique) -> dict[str, str]:
             {
                 "Version": "2012-10-17",
                 "Statement": [
-                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
                 ],
             }
         ),
@@ -108,9 +116,7 @@ def seeded_stack(access, unique) -> dict[str, str]:
         logs.create_log_group(logGroupName=f"/aws/lambda/{name}")
         functions[label] = name
     lam.create_event_source_mapping(
-        EventSourceArn=sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ],
+        EventSourceArn=arn(queue_url),
         FunctionName=functions["worker"],
         BatchSize=10,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -13,10 +14,8 @@ from tooling.errors import OperatorError
 
 
 def put(client, group, stream, events):
-    try:
+    with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
         client.create_log_stream(logGroupName=group, logStreamName=stream)
-    except client.exceptions.ResourceAlreadyExistsException:
-        pass
     client.put_log_events(
         logGroupName=group,
         logStreamName=stream,
@@ -65,7 +64,7 @@ def test_fetch_returns_seeded_events_in_order_with_since_and_filter(access, seed
     assert [e.message for e in got] == ["job 1 claimed", "job 2 claimed", "job 1 COMPLETE"]
     assert got[1].render().endswith("[bbbb2222] job 2 claimed")
 
-    assert [e.message for e in logs.fetch(client, group, now - timedelta(days=1))][0] == "too old"
+    assert next(e.message for e in logs.fetch(client, group, now - timedelta(days=1))) == "too old"
     assert [e.message for e in logs.fetch(client, group, logs.parse_since("10m"), filter_text="claimed")] == [
         "job 1 claimed",
         "job 2 claimed",

@@ -58,7 +58,11 @@ def test_status_matches_the_seeded_state(access, seeded_stack):
     # an idempotency record is not a job
     ddb.put_item(
         TableName=table,
-        Item={"owner_id": {"S": "alice#idempotency"}, "job_id": {"S": "ab" * 32}, "status": {"S": "COMPLETE"}},
+        Item={
+            "owner_id": {"S": "alice#idempotency"},
+            "job_id": {"S": "ab" * 32},
+            "status": {"S": "COMPLETE"},
+        },
     )
 
     dlq_name = out["dlq_url"].rsplit("/", 1)[-1]
