@@ -1,0 +1,203 @@
+"""The smoke client against a small job API double (the contract), and Cognito tokens on moto."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import jwt
+import pytest
+
+from tooling.errors import OperatorError
+from tooling.smoke import ProgressLine, id_token_for, run_smoke, throwaway_user
+
+TOKEN = "header.payload.signature"
+
+
+class FakeJobApi:
+    """The seed's contract: POST /job, GET /job?job_id=, GET /jobs, and a result URL.
+
+    ``mode`` changes one behaviour: ok | failed | stuck | unlisted | wrong-result | unauthorized.
+    A job moves PENDING -> PROCESSING -> terminal over successive GETs.
+    """
+
+    def __init__(self, mode: str = "ok") -> None:
+        self.mode = mode
+        self.jobs: dict[str, dict] = {}
+        self.requests: list[tuple[str, str, str | None]] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _send(self, code: int, body, content_type="application/json"):
+                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _authorized(self) -> bool:
+                api.requests.append((self.command, self.path, self.headers.get("Authorization")))
+                if api.mode == "unauthorized" or self.headers.get("Authorization") != TOKEN:
+                    self._send(401, {"message": "Unauthorized"})
+                    return False
+                return True
+
+            def do_POST(self):
+                if not self._authorized():
+                    return
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                job_id = f"job-{len(api.jobs) + 1}"
+                api.jobs[job_id] = {**body, "job_id": job_id, "status": "PENDING", "polls": 0}
+                self._send(202, {"job_id": job_id, "status": "PENDING"})
+
+            def do_GET(self):
+                url = urlparse(self.path)
+                if url.path.startswith("/results/"):
+                    api.requests.append((self.command, self.path, self.headers.get("Authorization")))
+                    job = api.jobs[url.path.rsplit("/", 1)[-1]]
+                    text = (
+                        "something else"
+                        if api.mode == "wrong-result"
+                        else f"processed: {job['context1']} + {job['context2']}"
+                    )
+                    self._send(200, text, "text/plain")
+                    return
+                if not self._authorized():
+                    return
+                if url.path == "/dev/jobs":
+                    listed = [] if api.mode == "unlisted" else list(reversed(api.jobs.values()))
+                    self._send(200, [{k: v for k, v in j.items() if k != "polls"} for j in listed])
+                    return
+                job_id = parse_qs(url.query)["job_id"][0]
+                job = api.jobs.get(job_id)
+                if job is None:
+                    self._send(404, {"message": "job not found"})
+                    return
+                job["polls"] += 1
+                if api.mode != "stuck":
+                    if job["polls"] == 2:
+                        job["status"] = "PROCESSING"
+                    elif job["polls"] >= 3:
+                        job["status"] = "FAILED" if api.mode == "failed" else "COMPLETE"
+                        if job["status"] == "FAILED":
+                            job["error"] = "unknown action"
+                        else:
+                            job["result_url"] = f"{api.url_root}/results/{job_id}"
+                            job["S3FileKey"] = f"owner/2025-07-14/{job_id}.txt"
+                self._send(200, {k: v for k, v in job.items() if k != "polls"})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url_root = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.api_url = f"{self.url_root}/dev"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def fake_api(request) -> Iterator[FakeJobApi]:
+    api = FakeJobApi(getattr(request, "param", "ok"))
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+def test_smoke_passes_through_the_whole_flow(fake_api):
+    seen: list[str] = []
+    result = run_smoke(
+        fake_api.api_url, TOKEN, timeout=10, poll_interval=0.01, progress=lambda s, _t: seen.append(s)
+    )
+    assert result.ok, result.verdict
+    assert result.verdict.startswith(f"SMOKE PASSED: job {result.job_id} COMPLETE in ")
+    assert result.status == "COMPLETE"
+    assert seen == ["PENDING", "PENDING", "PROCESSING", "COMPLETE"]
+    job = fake_api.jobs[result.job_id]
+    assert job["action"] == "process-data"
+    assert job["context1"] in result.result_text and job["context2"] in result.result_text
+    # the raw ID token on every API call; none on the presigned result URL
+    api_calls = [r for r in fake_api.requests if not r[1].startswith("/results/")]
+    assert {auth for _m, _p, auth in api_calls} == {TOKEN}
+    assert [auth for _m, p, auth in fake_api.requests if p.startswith("/results/")] == [None]
+    assert ("GET", "/dev/jobs", TOKEN) in fake_api.requests
+
+
+@pytest.mark.parametrize(
+    ("fake_api", "expected"),
+    [
+        ("failed", "SMOKE FAILED: job job-1 ended FAILED: unknown action"),
+        ("unlisted", "SMOKE FAILED: GET /jobs does not list job job-1"),
+        ("wrong-result", "SMOKE FAILED: the result of job job-1 lacks smoke-left-"),
+        ("unauthorized", "SMOKE FAILED: POST /job answered 401"),
+    ],
+    indirect=["fake_api"],
+)
+def test_smoke_names_what_failed(fake_api, expected):
+    result = run_smoke(fake_api.api_url, TOKEN, timeout=10, poll_interval=0.01)
+    assert not result.ok
+    assert result.verdict.startswith(expected)
+    assert "\n" not in result.verdict
+
+
+@pytest.mark.parametrize("fake_api", ["stuck"], indirect=True)
+def test_smoke_gives_up_at_the_timeout(fake_api):
+    result = run_smoke(fake_api.api_url, TOKEN, timeout=0.5, poll_interval=0.05)
+    assert not result.ok
+    assert result.verdict == "SMOKE FAILED: job job-1 still PENDING after 0.5s"
+    assert result.elapsed_seconds < 3
+
+
+def test_smoke_reports_an_unreachable_api():
+    result = run_smoke("http://127.0.0.1:9/dev", TOKEN, timeout=2)
+    assert not result.ok
+    assert result.verdict.startswith("SMOKE FAILED: cannot reach the API at http://127.0.0.1:9/dev")
+
+
+def test_progress_line_prints_changes_when_not_a_terminal():
+    out = io.StringIO()
+    show = ProgressLine(out)
+    for status, t in [("PENDING", 0.0), ("PENDING", 1.0), ("PROCESSING", 2.0), ("COMPLETE", 3.5)]:
+        show(status, t)
+    assert out.getvalue() == "  job PENDING at 0.0s\n  job PROCESSING at 2.0s\n  job COMPLETE at 3.5s\n"
+
+
+def test_throwaway_user_gets_an_id_token_and_is_deleted(access, unique):
+    cognito = access.client("cognito-idp")
+    pool_id = cognito.create_user_pool(PoolName=f"smoke-{unique}")["UserPool"]["Id"]
+    client_id = cognito.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName="app",
+        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+
+    with throwaway_user(cognito, pool_id) as (username, password):
+        token = id_token_for(cognito, client_id, username, password)
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert claims["token_use"] == "id"
+        assert claims["aud"] == client_id
+        assert claims["cognito:username"] == username
+        with pytest.raises(OperatorError, match=f"Cognito refused the smoke user '{username}'"):
+            id_token_for(cognito, client_id, username, password + "x")
+    with pytest.raises(cognito.exceptions.UserNotFoundException):
+        cognito.admin_get_user(UserPoolId=pool_id, Username=username)
+
+
+def test_throwaway_user_is_deleted_when_the_smoke_fails(access, unique):
+    cognito = access.client("cognito-idp")
+    pool_id = cognito.create_user_pool(PoolName=f"smoke-fail-{unique}")["UserPool"]["Id"]
+    with pytest.raises(RuntimeError, match="boom"), throwaway_user(cognito, pool_id) as (username, _password):
+        raise RuntimeError("boom")
+    with pytest.raises(cognito.exceptions.UserNotFoundException):
+        cognito.admin_get_user(UserPoolId=pool_id, Username=username)
