@@ -1,13 +1,19 @@
 """The operator's menu: `invoke --list` shows every task, `invoke --help TASK` its flags.
 
 Each task is a thin wrapper: the logic lives in the `tooling` package, where it is tested
-without invoke.
+without invoke. `--env` defaults to $JOBSTACK_ENV, else `dev`; the environments are the
+files environments/<env>.tfvars. Known failures (no credentials, terraform missing, an
+unknown env...) print one `error: ...` line and exit non-zero.
 """
 
 from __future__ import annotations
 
 from invoke.context import Context
 from invoke.tasks import task
+
+from tooling.errors import friendly_errors
+
+ENV_HELP = "environment: environments/<env>.tfvars (default: $JOBSTACK_ENV, else dev)"
 
 
 @task(
@@ -23,3 +29,116 @@ def test(c: Context, fast: bool = False, pytest_args: str = "") -> None:
     c.run("mypy", echo=True, pty=False)
     marker = "-m 'not slow'" if fast else ""
     c.run(f"python -m pytest {marker} {pytest_args}".strip(), echo=True, pty=False)
+
+
+@task(help={"env": ENV_HELP + "; picks the Lambda architecture to build for"})
+@friendly_errors
+def package(c: Context, env: str = "") -> None:
+    """Build build/api.zip and build/worker.zip (deterministic); print each zip's size and hash."""
+    from tooling import deploy
+
+    deploy.package(deploy.resolve(env))
+
+
+@task(help={"env": ENV_HELP})
+@friendly_errors
+def plan(c: Context, env: str = "") -> None:
+    """Init with the env's backend, plan with its tfvars, print the adds/changes/destroys."""
+    from tooling import deploy
+
+    deploy.plan(deploy.resolve(env))
+
+
+@task(
+    aliases=("update",),
+    help={"env": ENV_HELP, "yes": "apply without asking for confirmation"},
+)
+@friendly_errors
+def deploy(c: Context, env: str = "", yes: bool = False) -> None:
+    """Package, init, plan, confirm, apply; then print the outputs (API URL first)."""
+    from tooling import deploy as ops
+
+    ops.deploy(ops.resolve(env), yes=yes)
+
+
+@task(
+    aliases=("delete",),
+    help={"env": ENV_HELP, "yes": "destroy without asking for confirmation"},
+)
+@friendly_errors
+def destroy(c: Context, env: str = "", yes: bool = False) -> None:
+    """Empty the results bucket (all versions) when the env allows it, then destroy the stack."""
+    from tooling import deploy
+
+    deploy.destroy(deploy.resolve(env), yes=yes)
+
+
+@task(help={"env": ENV_HELP, "json": "print the outputs as one JSON object"})
+@friendly_errors
+def outputs(c: Context, env: str = "", json: bool = False) -> None:
+    """Print the stack's outputs (API URL first)."""
+    from tooling import deploy
+
+    deploy.print_outputs(deploy.resolve(env), as_json=json)
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "window": "count jobs created within this window (e.g. 1h, 24h, 7d; default 24h)",
+        "scan_cap": "read at most this many table items for the job counts (default 10000)",
+    }
+)
+@friendly_errors
+def status(c: Context, env: str = "", window: str = "24h", scan_cap: int = 10_000) -> None:
+    """Queue and DLQ depth, oldest message age, functions, job counts by status, alarms."""
+    from tooling import deploy
+
+    deploy.print_status(deploy.resolve(env), window=window, scan_cap=scan_cap)
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "function": "api or worker (default api)",
+        "follow": "keep printing new events until Ctrl-C",
+        "since": "start this long ago (30s, 10m, 2h, 1d) or at an ISO time (default 10m)",
+        "filter": "only events containing this text",
+    }
+)
+@friendly_errors
+def logs(
+    c: Context, env: str = "", function: str = "api", follow: bool = False, since: str = "10m", filter: str = ""
+) -> None:
+    """Print a function's CloudWatch log events (optionally following them)."""
+    from tooling import deploy
+
+    deploy.print_logs(deploy.resolve(env), function=function, follow=follow, since=since, filter_text=filter)
+
+
+@task(help={"env": ENV_HELP, "limit": "how many recent applies to show (default 1: the last)"})
+@friendly_errors
+def events(c: Context, env: str = "", limit: int = 1) -> None:
+    """What the last apply changed (from the record each deploy/destroy keeps under .local/)."""
+    from tooling import deploy
+
+    deploy.print_events(deploy.resolve(env), limit=limit)
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "timeout": "seconds to wait for the job to finish (default 120)",
+        "create_user": "make a throwaway Cognito user (admin API) and delete it afterwards",
+        "api_url": "API stage URL to test instead of the stack's api_url output",
+    }
+)
+@friendly_errors
+def smoke(c: Context, env: str = "", timeout: float = 120.0, create_user: bool = False, api_url: str = "") -> None:
+    """Run one real job through the API and check it end to end; one-line verdict, exit 0 on success.
+
+    Credentials: SMOKE_USERNAME/SMOKE_PASSWORD, or --create-user.
+    """
+    from tooling import deploy
+
+    deploy.smoke(deploy.resolve(env), timeout=timeout, create_user=create_user, api_url=api_url or None)

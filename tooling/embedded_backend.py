@@ -29,7 +29,7 @@ REGION = "us-east-1"
 # moto accepts any credentials; these make every client and terraform talk to it, never to AWS.
 TEST_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "test",
-    "AWS_SECRET_ACCESS_KEY": "test",  # noqa: S105 - moto's well-known test credentials
+    "AWS_SECRET_ACCESS_KEY": "test",
 }
 
 
@@ -48,8 +48,8 @@ def patch_lambda_esm() -> None:
     """
     from moto.sqs import models as sqs_models
 
-    class _DetachedMappings(dict):  # type: ignore[type-arg]
-        def __setitem__(self, key: Any, value: Any) -> None:  # noqa: ARG002 - dropped on purpose
+    class _DetachedMappings(dict[str, Any]):
+        def __setitem__(self, key: Any, value: Any) -> None:
             return None
 
     original_init = sqs_models.Queue.__init__

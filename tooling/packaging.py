@@ -59,7 +59,9 @@ class Artifact:
     sha256_b64: str  # the form Lambda reports as CodeSha256 and terraform's filebase64sha256 gives
 
     def describe(self) -> str:
-        return f"{self.function:<7} {self.path.relative_to(ROOT)}  {self.size / 1024:,.0f} KiB  sha256={self.sha256_b64}"
+        return (
+            f"{self.function:<7} {self.path.relative_to(ROOT)}  {self.size / 1024:,.0f} KiB  sha256={self.sha256_b64}"
+        )
 
 
 class PackagingError(RuntimeError):
@@ -88,9 +90,22 @@ def _install_dependencies(requirements: list[str], architecture: str, build_dir:
     if (target / ".complete").exists():
         return target
     shutil.rmtree(target, ignore_errors=True)
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-           "--no-compile", "--target", str(target), "--implementation", "cp",
-           "--python-version", LAMBDA_PYTHON, "--only-binary=:all:"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--target",
+        str(target),
+        "--implementation",
+        "cp",
+        "--python-version",
+        LAMBDA_PYTHON,
+        "--only-binary=:all:",
+    ]
     for platform in PLATFORMS[architecture]:
         cmd += ["--platform", platform]
     proc = subprocess.run([*cmd, *requirements], capture_output=True, text=True, check=False)

@@ -48,6 +48,10 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
     )
 
 
+# Which claim names the app client, by token type (``token_use``).
+_CLIENT_CLAIM = {"id": "aud", "access": "client_id"}
+
+
 def caller() -> str:
     """The caller's user id (``sub``) from the authorizer's verified claims.
 
@@ -59,8 +63,8 @@ def caller() -> str:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise Unauthorized("this request carries no verified identity")
-    token_use = claims.get("token_use")
-    client = claims.get("aud") if token_use == "id" else claims.get("client_id") if token_use == "access" else None
+    client_claim = _CLIENT_CLAIM.get(str(claims.get("token_use")))
+    client = claims.get(client_claim) if client_claim else None
     if client != settings.allowed_client_id:
         raise Forbidden("this token was not issued to this API's app client")
     return sub

@@ -86,12 +86,10 @@ class NewJob:
             raise ValidationError("the request body must be a JSON object", "invalid_body")
         try:
             data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except json.JSONDecodeError as exc:
             raise ValidationError(f"the request body is not valid JSON: {exc.msg}", "invalid_json") from None
         if not isinstance(data, dict):
-            raise ValidationError(
-                f"the request body must be a JSON object, got {type(data).__name__}", "invalid_body"
-            )
+            raise ValidationError(f"the request body must be a JSON object, got {type(data).__name__}", "invalid_body")
         unknown = sorted(set(data) - set(REQUIRED_FIELDS))
         if unknown:
             raise ValidationError(f"unknown field(s): {', '.join(unknown)}", "unknown_field")
@@ -101,9 +99,7 @@ class NewJob:
         for name in REQUIRED_FIELDS:
             value = data[name]
             if not isinstance(value, str):
-                raise ValidationError(
-                    f"field {name} must be a string, got {type(value).__name__}", "invalid_field"
-                )
+                raise ValidationError(f"field {name} must be a string, got {type(value).__name__}", "invalid_field")
             if value.strip() == "":
                 raise ValidationError(f"field {name} must not be empty", "empty_field")
         if len(data["name"]) > NAME_MAX_CHARS:
@@ -249,7 +245,9 @@ class PageToken:
         if payload.get("o") != _owner_tag(owner_id):
             raise bad  # another user's token (or a forged one): never a way into their partition
         if payload.get("s") != (status.value if status else None):
-            raise ValidationError("next_token belongs to a listing with a different status filter", "invalid_next_token")
+            raise ValidationError(
+                "next_token belongs to a listing with a different status filter", "invalid_next_token"
+            )
         last = payload.get("k")
         if not isinstance(last, str):
             raise bad

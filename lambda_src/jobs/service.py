@@ -97,7 +97,9 @@ class JobService:
         """The record exists but nothing will process it: mark it FAILED and free the key."""
         now = utc_now()
         try:
-            self.table.fail(job.owner_id, job.job_id, None, "the job could not be queued", iso(now), int(now.timestamp()))
+            self.table.fail(
+                job.owner_id, job.job_id, None, "the job could not be queued", iso(now), int(now.timestamp())
+            )
             if claim is not None:
                 self.table.release_idempotency(claim, job.job_id)
         except (ClientError, BotoCoreError):
@@ -125,7 +127,9 @@ class JobService:
         current = self.table.get(owner_id, job_id)
         if current is None:
             raise JobNotFound(f"no job {job_id}")
-        raise Conflict(f"job {job_id} is {current.status.value}; only a PENDING job can be cancelled", "not_cancellable")
+        raise Conflict(
+            f"job {job_id} is {current.status.value}; only a PENDING job can be cancelled", "not_cancellable"
+        )
 
 
 # ------------------------------------------------------------------------------------------
@@ -137,6 +141,14 @@ class Outcome:
     COMPLETED = "completed"
     SKIPPED = "skipped"  # finished already, cancelled, or gone: acknowledged, nothing run
     FAILED = "failed"  # final attempt: the job is FAILED, the message goes to the DLQ
+
+
+class AlreadyHandled(Exception):
+    """The job is finished, cancelled or gone: nothing to run."""
+
+    def __init__(self, job: Job | None) -> None:
+        super().__init__("already handled")
+        self.job = job
 
 
 class RetryLater(Exception):
@@ -202,14 +214,17 @@ class JobProcessor:
                 return ProcessResult(Outcome.FAILED)
             raise
         if job is None:
-            return self._not_claimed(message)
+            try:
+                job = self._not_claimed(message, lease_owner)
+            except AlreadyHandled as handled:
+                return ProcessResult(Outcome.SKIPPED, handled.job)
         started = time.monotonic()
         try:
             text = run_action(_action_input(job))
             key = job.result_key()
             self.results.put(key, text)
             done = self.table.complete(job.owner_id, job.job_id, lease_owner, key, iso(utc_now()))
-        except Exception as exc:  # noqa: BLE001 - every failure of an attempt is handled the same way
+        except Exception as exc:
             error = _describe(exc)
             if final_attempt:
                 self._fail(message, lease_owner, error)
@@ -217,14 +232,20 @@ class JobProcessor:
             self._release(job, lease_owner, error)
             raise RetryLater(f"job {job.job_id} attempt {receive_count} failed: {error}") from exc
         if done is None:
-            # Our lease ran out and another attempt took the job over: it will finish it.
-            raise RetryLater(f"job {job.job_id}: lease lost before completion")
+            done = self.table.get(job.owner_id, job.job_id)
+            if done is None or done.status is not Status.COMPLETE or done.s3_key != key:
+                # Our lease ran out and another attempt took the job over: it will finish it.
+                raise RetryLater(f"job {job.job_id}: lease lost before completion")
+            # else: our completion was applied but its answer was lost (the client retried).
         return ProcessResult(Outcome.COMPLETED, done, (time.monotonic() - started) * 1000)
 
-    def _not_claimed(self, message: JobMessage) -> ProcessResult:
+    def _not_claimed(self, message: JobMessage, lease_owner: str) -> Job:
+        """Why the claim did not apply; the job if it is ours after all."""
         current = self.table.get(message.owner_id, message.job_id)
+        if current is not None and current.status is Status.PROCESSING and current.lease_owner == lease_owner:
+            return current  # our claim was applied but its answer was lost (the client retried)
         if current is None or current.status.terminal:
-            return ProcessResult(Outcome.SKIPPED, current)
+            raise AlreadyHandled(current)
         # PROCESSING with a live lease: a concurrent duplicate delivery. Come back later;
         # by then it is finished (acknowledged then) or its lease ran out (taken over then).
         raise RetryLater(f"job {message.job_id} is being processed by another attempt")
@@ -247,6 +268,3 @@ def _action_input(job: Job) -> ActionInput:
 def _describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}" if not str(exc).startswith(type(exc).__name__) else str(exc)
     return text[:ERROR_MAX_CHARS]
-
-
-

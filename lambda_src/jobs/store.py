@@ -200,9 +200,11 @@ class JobTable:
             for a in _LIST_PROJECTION
         )
         if status is None:
-            key_attr, key_value, extra = "owner_id", owner_id, {"ConsistentRead": True}
+            key_attr, key_value = "owner_id", owner_id
+            extra: dict[str, Any] = {"ConsistentRead": True}
         else:
-            key_attr, key_value, extra = "owner_status", _owner_status(owner_id, status), {"IndexName": STATUS_INDEX}
+            key_attr, key_value = "owner_status", _owner_status(owner_id, status)
+            extra = {"IndexName": STATUS_INDEX}
         condition = f"{key_attr} = :pk"
         values: dict[str, Any] = {":pk": {"S": key_value}}
         if before is not None:
@@ -271,7 +273,9 @@ class JobTable:
             },
         )
 
-    def claim(self, owner_id: str, job_id: str, lease_owner: str, lease_until: int, now: str, now_epoch: int) -> Job | None:
+    def claim(
+        self, owner_id: str, job_id: str, lease_owner: str, lease_until: int, now: str, now_epoch: int
+    ) -> Job | None:
         """PENDING -> PROCESSING, or take over a PROCESSING job whose previous lease ran out."""
         return self._update(
             owner_id,
@@ -311,7 +315,9 @@ class JobTable:
             },
         )
 
-    def fail(self, owner_id: str, job_id: str, lease_owner: str | None, error: str, now: str, now_epoch: int) -> Job | None:
+    def fail(
+        self, owner_id: str, job_id: str, lease_owner: str | None, error: str, now: str, now_epoch: int
+    ) -> Job | None:
         """PENDING/PROCESSING -> FAILED, unless another attempt holds a live lease."""
         return self._update(
             owner_id,

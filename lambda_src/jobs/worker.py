@@ -60,4 +60,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
 @metrics.log_metrics(raise_on_empty_metrics=False)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(response)

@@ -245,13 +245,15 @@ def test_missing_and_foreign_jobs_are_identical_404s() -> None:
     foreign = call_api(api_event("GET", "/job", query={"job_id": job_id}, claims_=claims("user-b")))
     assert_error(missing, 404, "job_not_found")
     assert_error(foreign, 404, "job_not_found")
-    assert missing.body["message"].replace(missing.body["message"].split()[-1], "") == foreign.body[
-        "message"
-    ].replace(foreign.body["message"].split()[-1], "")
+    assert missing.body["message"].replace(missing.body["message"].split()[-1], "") == foreign.body["message"].replace(
+        foreign.body["message"].split()[-1], ""
+    )
 
 
 def test_get_job_without_claims_is_401() -> None:
-    assert_error(call_api(api_event("GET", "/job", query={"job_id": str(uuid.uuid4())}, no_claims=True)), 401, "unauthorized")
+    assert_error(
+        call_api(api_event("GET", "/job", query={"job_id": str(uuid.uuid4())}, no_claims=True)), 401, "unauthorized"
+    )
 
 
 # ---- GET /jobs -----------------------------------------------------------------------------
