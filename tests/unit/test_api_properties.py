@@ -1,0 +1,69 @@
+"""Property-based: whatever a client sends, the API answers < 500 with a JSON body of the documented shape."""
+
+from __future__ import annotations
+
+import json
+import string
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.unit.conftest import VALID_JOB, api_event, call_api, claims
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+ROUTES = [("POST", "/job"), ("GET", "/job"), ("DELETE", "/job"), ("GET", "/jobs")]
+FIELDS = ["name", "action", "context1", "context2"]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=10,
+)
+bodies = st.one_of(
+    st.none(),
+    st.text(max_size=200),
+    json_values.map(json.dumps),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            f: st.one_of(st.text(max_size=150), json_values, st.sampled_from(["demo", "process-data"])) for f in FIELDS
+        },
+    ).map(json.dumps),
+    st.builds(
+        lambda extra: json.dumps({**VALID_JOB, **extra}),
+        st.dictionaries(st.sampled_from([*FIELDS, "x"]), json_values, max_size=2),
+    ),
+)
+params = st.dictionaries(
+    st.sampled_from(["job_id", "limit", "status", "next_token", "other"]),
+    st.text(alphabet=string.printable, max_size=60),
+    max_size=4,
+)
+headers = st.dictionaries(
+    st.sampled_from(["Idempotency-Key", "Origin", "Content-Type", "X-Anything"]),
+    st.text(alphabet=string.printable, max_size=140),
+    max_size=3,
+)
+claim_sets = st.one_of(
+    st.just(claims()),
+    st.just(claims("user-b")),
+    st.dictionaries(st.sampled_from(["sub", "aud", "client_id", "token_use"]), st.text(max_size=20), max_size=4),
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(route=st.sampled_from(ROUTES), body=bodies, query=params, hdrs=headers, c=claim_sets, b64=st.booleans())
+def test_no_input_gets_a_server_error(route, body, query, hdrs, c, b64) -> None:
+    method, path = route
+    event = api_event(
+        method, path, body=body, query=query or None, headers=hdrs, claims_=c, base64_body=b64 and body is not None
+    )
+    resp = call_api(event)
+    assert resp.status < 500, (resp.status, resp.body)
+    if resp.status >= 400:
+        assert set(resp.body) == {"error", "message"}
+        assert isinstance(resp.body["error"], str) and isinstance(resp.body["message"], str)
