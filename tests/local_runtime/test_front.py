@@ -1,0 +1,222 @@
+"""The HTTP front: API Gateway REST routing, Cognito authorizer, proxy events, CORS."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+import moto
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.local_runtime.conftest import Stack
+from tooling.local_runtime import LocalRuntime
+
+JAVA_DATE = re.compile(r"^[A-Z][a-z]{2} [A-Z][a-z]{2} \d{2} \d{2}:\d{2}:\d{2} UTC \d{4}$")
+
+
+def moto_signing_key() -> Any:
+    """moto's Cognito private key (public knowledge: it ships in the package)."""
+    path = Path(moto.__file__).parent / "cognitoidp" / "resources" / "jwks-private.json.gz"
+    return jwt.PyJWK(json.loads(gzip.decompress(path.read_bytes())), algorithm="RS256").key
+
+
+def forge(stack: Stack, key: Any = None, **overrides: Any) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": f"https://cognito-idp.us-east-1.amazonaws.com/{stack.pool_id}",
+        "sub": "forged-sub",
+        "aud": stack.client_id,
+        "token_use": "id",
+        "iat": now,
+        "auth_time": now,
+        "exp": now + 600,
+        "cognito:username": "mallory",
+    }
+    claims.update(overrides)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    return jwt.encode(claims, key or moto_signing_key(), algorithm="RS256", headers={"kid": "dummy"})
+
+
+def body_of(resp: requests.Response) -> Any:
+    return json.loads(resp.content)
+
+
+def test_routes_to_the_function_with_a_proxy_event(stack: Stack, runtime: LocalRuntime) -> None:
+    assert runtime.base_url == f"{runtime.front_url}/v1"
+    assert runtime.front_url.startswith("http://127.0.0.1:")
+    resp = requests.get(
+        f"{runtime.base_url}/job/abc%20123",
+        params=[("x", "1"), ("x", "2"), ("y", "z")],
+        headers={"Authorization": stack.id_token, "X-Multi": "one"},
+        timeout=30,
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["X-Echo"] == "yes"
+    assert resp.headers["Content-Type"] == "application/json"
+    assert "a=1" in resp.headers["Set-Cookie"] and "b=2" in resp.headers["Set-Cookie"]
+    event = body_of(resp)["event"]
+    assert event["resource"] == "/job/{id}"
+    assert event["path"] == "/job/abc 123"
+    assert event["httpMethod"] == "GET"
+    assert event["pathParameters"] == {"id": "abc 123"}
+    assert event["queryStringParameters"] == {"x": "2", "y": "z"}
+    assert event["multiValueQueryStringParameters"] == {"x": ["1", "2"], "y": ["z"]}
+    assert event["headers"]["X-Multi"] == "one"
+    assert event["multiValueHeaders"]["X-Multi"] == ["one"]
+    assert event["body"] is None and event["isBase64Encoded"] is False
+    ctx = event["requestContext"]
+    assert ctx["stage"] == "v1"
+    assert ctx["resourcePath"] == "/job/{id}"
+    assert ctx["httpMethod"] == "GET"
+    assert ctx["path"] == "/v1/job/abc 123"
+    assert ctx["apiId"] == stack.api_id
+    assert ctx["accountId"] == "123456789012"
+    assert ctx["identity"]["sourceIp"] == "127.0.0.1"
+    assert ctx["requestId"] == resp.headers["x-amzn-RequestId"]
+
+
+def test_post_body_and_list_route(stack: Stack, runtime: LocalRuntime) -> None:
+    payload = {"action": "count", "context1": "a b"}
+    resp = requests.post(f"{runtime.base_url}/job", json=payload, headers={"Authorization": stack.id_token}, timeout=30)
+    assert resp.status_code == 200
+    event = body_of(resp)["event"]
+    assert event["resource"] == "/job" and event["httpMethod"] == "POST"
+    assert json.loads(event["body"]) == payload
+    assert event["queryStringParameters"] is None and event["pathParameters"] is None
+
+    resp = requests.get(
+        f"{runtime.base_url}/jobs?status=COMPLETE", headers={"Authorization": stack.id_token}, timeout=30
+    )
+    assert resp.status_code == 200
+    assert body_of(resp)["event"]["queryStringParameters"] == {"status": "COMPLETE"}
+
+
+def test_unknown_routes_get_api_gateways_answer(stack: Stack, runtime: LocalRuntime) -> None:
+    auth = {"Authorization": stack.id_token}
+    for method, path in [("GET", "/nope"), ("DELETE", "/job"), ("GET", "/job"), ("PUT", "/jobs"), ("GET", "/job/1/x")]:
+        resp = requests.request(method, f"{runtime.base_url}{path}", headers=auth, timeout=30)
+        assert resp.status_code == 403, (method, path)
+        assert body_of(resp) == {"message": "Missing Authentication Token"}
+        assert resp.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+    resp = requests.get(f"{runtime.front_url}/prod/jobs", headers=auth, timeout=30)
+    assert resp.status_code == 403 and body_of(resp) == {"message": "Forbidden"}
+
+
+def test_any_method_and_no_authorizer(runtime: LocalRuntime) -> None:
+    resp = requests.patch(f"{runtime.base_url}/public", data=b"raw", timeout=30)
+    assert resp.status_code == 200
+    event = body_of(resp)["event"]
+    assert event["httpMethod"] == "PATCH" and event["resource"] == "/public" and event["body"] == "raw"
+    assert "authorizer" not in event["requestContext"]
+
+
+def test_claims_are_passed_as_strings(stack: Stack, runtime: LocalRuntime) -> None:
+    resp = requests.get(f"{runtime.base_url}/jobs", headers={"Authorization": f"Bearer {stack.id_token}"}, timeout=30)
+    assert resp.status_code == 200
+    claims = body_of(resp)["event"]["requestContext"]["authorizer"]["claims"]
+    expected = jwt.decode(stack.id_token, options={"verify_signature": False})
+    assert claims["sub"] == expected["sub"]
+    assert claims["cognito:username"] == "alice"
+    assert claims["aud"] == stack.client_id
+    assert claims["token_use"] == "id"
+    assert claims["iss"] == f"https://cognito-idp.us-east-1.amazonaws.com/{stack.pool_id}"
+    assert all(isinstance(v, str) for v in claims.values())
+    assert JAVA_DATE.match(claims["exp"]) and JAVA_DATE.match(claims["iat"])
+    assert claims["auth_time"] == str(expected["auth_time"])
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "empty",
+        "garbage",
+        "expired",
+        "tampered",
+        "wrong_issuer",
+        "other_pool",
+        "access_token",
+        "foreign_key",
+        "no_exp",
+        "hs256",
+    ],
+)
+def test_bad_tokens_are_unauthorized(stack: Stack, runtime: LocalRuntime, case: str) -> None:
+    token: str | None
+    if case == "missing":
+        token = None
+    elif case == "empty":
+        token = ""
+    elif case == "garbage":
+        token = "not-a-jwt"
+    elif case == "expired":
+        token = forge(stack, exp=int(time.time()) - 5, iat=int(time.time()) - 3600)
+    elif case == "tampered":
+        header, payload, signature = stack.id_token.split(".")
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims["sub"] = "someone-else"
+        forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+        token = f"{header}.{forged}.{signature}"
+    elif case == "wrong_issuer":
+        token = forge(stack, iss="https://cognito-idp.us-east-1.amazonaws.com/us-east-1_someoneelse")
+    elif case == "other_pool":
+        token = forge(stack, iss=f"https://evil.example.com/{stack.pool_id}")
+    elif case == "access_token":
+        token = stack.access_token
+    elif case == "foreign_key":
+        token = forge(stack, key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    elif case == "no_exp":
+        token = forge(stack, exp=None)
+    else:
+        token = jwt.encode(
+            {
+                "iss": f"https://cognito-idp.us-east-1.amazonaws.com/{stack.pool_id}",
+                "token_use": "id",
+                "exp": int(time.time()) + 60,
+            },
+            "secret-secret-secret-secret-32b!",
+            algorithm="HS256",
+        )
+    headers = {} if token is None else {"Authorization": token}
+    resp = requests.get(f"{runtime.base_url}/jobs", headers=headers, timeout=30)
+    assert resp.status_code == 401
+    assert body_of(resp) == {"message": "Unauthorized"}
+    # the deployed UNAUTHORIZED gateway response adds its header
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_a_forged_but_valid_token_is_accepted(stack: Stack, runtime: LocalRuntime) -> None:
+    """Why the front stays on loopback: moto's signing key is public, so this works."""
+    resp = requests.get(f"{runtime.base_url}/jobs", headers={"Authorization": forge(stack)}, timeout=30)
+    assert resp.status_code == 200
+    assert body_of(resp)["event"]["requestContext"]["authorizer"]["claims"]["sub"] == "forged-sub"
+
+
+def test_cors_preflight_from_the_mock_integration(runtime: LocalRuntime) -> None:
+    resp = requests.options(
+        f"{runtime.base_url}/job",
+        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"},
+        timeout=30,
+    )
+    assert resp.status_code == 200
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    assert resp.headers["Access-Control-Allow-Methods"] == "GET,POST,OPTIONS"
+    assert resp.headers["Access-Control-Allow-Headers"] == "Authorization,Content-Type"
+    assert resp.content == b""
+    # no OPTIONS method on /jobs: API Gateway's answer
+    assert requests.options(f"{runtime.base_url}/jobs", timeout=30).status_code == 403
+
+
+def test_function_errors_are_502(runtime: LocalRuntime) -> None:
+    for path in ("/boom", "/bad"):
+        resp = requests.get(f"{runtime.base_url}{path}", timeout=30)
+        assert resp.status_code == 502, path
+        assert body_of(resp) == {"message": "Internal server error"}
