@@ -126,7 +126,7 @@ def _build_api(aws: dict[str, Any], pool_arn: str) -> tuple[str, str]:
     def resource(parent: str, part: str) -> str:
         return str(apigw.create_resource(restApiId=api_id, parentId=parent, pathPart=part)["id"])
 
-    def lambda_method(res: str, verb: str, function: str, authorized: bool = True) -> None:
+    def lambda_method(res: str, verb: str, function: str, authorized: bool = True, timeout_ms: int = 29_000) -> None:
         apigw.put_method(
             restApiId=api_id,
             resourceId=res,
@@ -142,6 +142,7 @@ def _build_api(aws: dict[str, Any], pool_arn: str) -> tuple[str, str]:
             integrationHttpMethod="POST",
             uri=f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/"
             f"arn:aws:lambda:{REGION}:123456789012:function:{function}/invocations",
+            timeoutInMillis=timeout_ms,
         )
 
     def cors(res: str) -> None:
@@ -184,6 +185,7 @@ def _build_api(aws: dict[str, Any], pool_arn: str) -> tuple[str, str]:
     lambda_method(resource(root, "boom"), "GET", "lr-fail", authorized=False)
     lambda_method(resource(root, "bad"), "GET", "lr-bad-response", authorized=False)
     lambda_method(resource(root, "public"), "ANY", "lr-echo", authorized=False)
+    lambda_method(resource(root, "slow"), "GET", "lr-sleep", authorized=False, timeout_ms=300)
     apigw.put_gateway_response(
         restApiId=api_id,
         responseType="UNAUTHORIZED",
@@ -307,9 +309,8 @@ def runtime(stack: Stack) -> Iterator[LocalRuntime]:
     lock = threading.Lock()
 
     def console(line: str) -> None:
-        with lock:
+        with lock:  # kept for assertions (printing from runtime threads would bypass pytest's capture)
             stack.console.append(line)
-        print(line)
 
     with LocalRuntime(
         stack.endpoint,

@@ -220,3 +220,11 @@ def test_function_errors_are_502(runtime: LocalRuntime) -> None:
         resp = requests.get(f"{runtime.base_url}{path}", timeout=30)
         assert resp.status_code == 502, path
         assert body_of(resp) == {"message": "Internal server error"}
+
+
+def test_integration_timeout_is_504(runtime: LocalRuntime) -> None:
+    started = time.monotonic()
+    resp = requests.get(f"{runtime.base_url}/slow", timeout=30)
+    assert resp.status_code == 504
+    assert body_of(resp) == {"message": "Endpoint request timed out"}
+    assert time.monotonic() - started < 1.0  # the integration's 300 ms, not the function's 1 s

@@ -72,12 +72,20 @@ def _default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+def _user_frames(exc: BaseException) -> traceback.StackSummary:
+    """The traceback without this bootstrap's and importlib's frames (as Lambda shows it)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return traceback.StackSummary.from_list(
+        [f for f in frames if f.filename != __file__ and "importlib" not in f.filename]
+    )
+
+
 def _error(exc: BaseException, error_type: str | None = None, message: str | None = None) -> dict[str, Any]:
     return {
         "errorMessage": message if message is not None else str(exc),
         "errorType": error_type or type(exc).__name__,
         "requestId": _request_id,
-        "stackTrace": traceback.format_list(traceback.extract_tb(exc.__traceback__)),
+        "stackTrace": traceback.format_list(_user_frames(exc)),
     }
 
 

@@ -411,8 +411,8 @@ class CodeStore:
     """Zips in ``zip_dir`` indexed by ``CodeSha256``; each unpacked once into ``cache_dir/<hash>``."""
 
     def __init__(self, zip_dir: Path, cache_dir: Path) -> None:
-        self.zip_dir = Path(zip_dir)
-        self.cache_dir = Path(cache_dir)
+        self.zip_dir = Path(zip_dir).resolve()
+        self.cache_dir = Path(cache_dir).resolve()
         self._lock = threading.Lock()
         self._hashes: dict[Path, tuple[float, int, str]] = {}
 
