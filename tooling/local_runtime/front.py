@@ -51,6 +51,11 @@ GATEWAY_DEFAULTS: dict[str, tuple[int, str, str]] = {
 _PROXY_RESPONSE_KEYS = {"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"}
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the listen backlog: bursts of clients are queued, not refused
+
+
 @dataclass
 class Reply:
     status: int
@@ -129,7 +134,7 @@ class Front:
         self.region = region
         self._access_log = access_log
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="front-invoke")
-        self._server = ThreadingHTTPServer((LOOPBACK, port), self._handler_class())
+        self._server = _Server((LOOPBACK, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -122,8 +122,7 @@ class LocalRuntime:
 
     def invoke(self, function_name: str, event: Any, wait: float | None = None) -> InvocationResult:
         """Invoke a deployed function synchronously (like Lambda's Invoke with RequestResponse)."""
-        with self._lock:
-            pool = self._pools.get(function_name)
+        pool = self._pools.get(function_name)  # no lock: a refresh holding it may wait on invocations
         if pool is None:
             return InvocationResult(
                 function_name,
@@ -137,12 +136,10 @@ class LocalRuntime:
 
     def pool(self, function_name: str) -> FunctionPool:
         """The current execution environments of a function (for inspection and tests)."""
-        with self._lock:
-            return self._pools[function_name]
+        return self._pools[function_name]
 
     def pollers(self) -> list[QueuePoller]:
-        with self._lock:
-            return list(self._pollers.values())
+        return list(self._pollers.values())
 
     def start(self) -> LocalRuntime:
         if self.started:
