@@ -230,13 +230,13 @@ def _build_queues(aws: dict[str, Any]) -> dict[str, tuple[str, str]]:
     return queues
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def backend() -> Iterator[EmbeddedBackend]:
     with EmbeddedBackend() as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(backend: EmbeddedBackend, tmp_path_factory: pytest.TempPathFactory) -> Stack:
     aws = clients(backend.endpoint)
     zip_dir = tmp_path_factory.mktemp("zips")
@@ -304,7 +304,7 @@ def stack(backend: EmbeddedBackend, tmp_path_factory: pytest.TempPathFactory) ->
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def runtime(stack: Stack) -> Iterator[LocalRuntime]:
     lock = threading.Lock()
 

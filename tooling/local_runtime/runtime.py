@@ -24,8 +24,9 @@ from tooling.local_runtime.front import Front
 from tooling.local_runtime.functions import FunctionPool, InvocationResult, PoolSettings
 from tooling.local_runtime.logs import Console, LogRouter, print_console
 from tooling.local_runtime.pollers import QueuePoller
+from tooling.packaging import BUILD_DIR
 
-DEFAULT_ZIP_DIR = Path(__file__).resolve().parents[2] / "build"
+DEFAULT_ZIP_DIR = BUILD_DIR
 LOOPBACK_NOTE = (
     "loopback only: moto signs Cognito tokens with a private key that ships inside the moto "
     "package, so anyone who could reach this port could forge a valid token"
@@ -287,6 +288,8 @@ class LocalRuntime:
                 self._front.api = new.api
                 say(f"REST API {new.api.name}: routes reloaded")
             changed = True
+        elif new.api is None and initial:
+            say("no REST API is deployed: no HTTP front (functions and pollers only)")
         elif new.api is None and old is not None and old.api is not None:
             say("the REST API is gone from the backend; the front keeps its last routes")
             new = replace(new, api=old.api)
