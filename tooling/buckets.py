@@ -15,9 +15,7 @@ from tooling.errors import OperatorError
 _BATCH = 1000  # DeleteObjects' limit
 
 
-def empty_bucket(
-    s3: Any, bucket: str, progress: Callable[[int], None] | None = None, max_rounds: int = 20
-) -> int:
+def empty_bucket(s3: Any, bucket: str, progress: Callable[[int], None] | None = None, max_rounds: int = 20) -> int:
     """Delete every version and delete marker in ``bucket``; returns how many were deleted.
 
     Pages through ``ListObjectVersions`` and deletes in batches of 1,000; repeats until a
@@ -59,3 +57,9 @@ def bucket_exists(s3: Any, bucket: str) -> bool:
             return False
         raise
     return True
+
+
+def is_empty(s3: Any, bucket: str) -> bool:
+    """No object versions and no delete markers."""
+    page = s3.list_object_versions(Bucket=bucket, MaxKeys=1)
+    return not page.get("Versions") and not page.get("DeleteMarkers")

@@ -7,7 +7,9 @@ lists the known environments.
 
 The ``local`` environment runs on the embedded AWS backend (moto on loopback): its endpoint
 comes from ``JOBSTACK_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL``), or from the runtime file
-``.local/local/runtime.json`` that ``invoke local`` writes while it runs.
+``.local/runtime/local.json`` that ``invoke local`` writes while it runs
+(:func:`write_runtime_info`). ``JOBSTACK_WORK_ROOT`` moves ``.local/`` (terraform's data
+dirs, local state, the apply records) elsewhere, e.g. for tests.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ ENVIRONMENTS_DIR = ROOT / "environments"
 STATE_DIR = ROOT / ".local"
 ENV_VAR = "JOBSTACK_ENV"
 ENDPOINT_ENV_VAR = "JOBSTACK_ENDPOINT_URL"
+WORK_ROOT_ENV_VAR = "JOBSTACK_WORK_ROOT"
 DEFAULT_ENV = "dev"
 LOCAL_ENV = "local"
 DEFAULT_REGION = "us-east-1"
@@ -86,9 +89,20 @@ class Environment:
         return "arm64"
 
     @property
-    def state_dir(self) -> Path:
-        """Where the tooling keeps this env's records (deploy history, runtime info)."""
-        return self.root / ".local" / self.name
+    def work_root(self) -> Path:
+        """Machine-local working data: terraform data dirs, local state, records (.local/)."""
+        configured = os.environ.get(WORK_ROOT_ENV_VAR)
+        return Path(configured).resolve() if configured else self.root / ".local"
+
+    @property
+    def events_file(self) -> Path:
+        """The record of this env's applies (one JSON object a line), for `invoke events`."""
+        return self.work_root / "events" / f"{self.name}.jsonl"
+
+    @property
+    def allows_bucket_emptying(self) -> bool:
+        """Destroy may delete the results (tfvar ``force_destroy_bucket``, false by default)."""
+        return self.variables.get("force_destroy_bucket") is True
 
     def endpoint_url(self) -> str | None:
         """The AWS endpoint override: the embedded backend's URL for a local env, else None."""
@@ -122,8 +136,7 @@ def resolve(name: str | None = None, root: Path = ROOT) -> Environment:
     if not tfvars.is_file():
         listing = ", ".join(known) if known else "none yet"
         raise OperatorError(
-            f"unknown environment {chosen!r}: environments/{chosen}.tfvars not found "
-            f"(known environments: {listing})",
+            f"unknown environment {chosen!r}: environments/{chosen}.tfvars not found (known environments: {listing})",
             f"pass --env with a known one, set {ENV_VAR}, or create environments/{chosen}.tfvars",
         )
     backend = environments_dir / f"{chosen}.backend.hcl"
@@ -137,7 +150,7 @@ def resolve(name: str | None = None, root: Path = ROOT) -> Environment:
 
 
 def runtime_info_path(env: Environment) -> Path:
-    return env.state_dir / "runtime.json"
+    return env.work_root / "runtime" / f"{env.name}.json"
 
 
 def read_runtime_info(env: Environment) -> dict[str, Any]:

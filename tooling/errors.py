@@ -55,8 +55,7 @@ _TERRAFORM_PATTERNS: list[tuple[re.Pattern[str], OperatorError]] = [
         ),
         OperatorError(
             "the Terraform state bucket of this environment does not exist",
-            "create it (see the README's Infrastructure section) or fix the bucket in "
-            "environments/<env>.backend.hcl",
+            "create it (see the README's Infrastructure section) or fix the bucket in environments/<env>.backend.hcl",
         ),
     ),
     (
@@ -162,14 +161,12 @@ def translate(exc: BaseException) -> OperatorError | None:
         return found
     # Errors of sibling tooling modules that already carry a user-facing message.
     name = type(exc).__name__
-    if name in {"PackagingError", "TerraformError", "TerraformNotFound", "LocalRuntimeError"}:
-        text = str(exc)
-        return classify_terraform_output(text) or OperatorError(text)
-    if (
-        isinstance(exc, FileNotFoundError)
-        and exc.filename
-        and os.path.basename(str(exc.filename)) == "terraform"
-    ):
+    if name in {"PackagingError", "TerraformError", "LocalRuntimeError"}:
+        # The module's own one-line message, unless terraform's full output (``details``)
+        # shows a failure we can explain better (state bucket, credentials).
+        details = getattr(exc, "details", "") or ""
+        return classify_terraform_output(f"{exc}\n{details}") or OperatorError(str(exc))
+    if isinstance(exc, FileNotFoundError) and exc.filename and os.path.basename(str(exc.filename)) == "terraform":
         return terraform_missing()
     return None
 

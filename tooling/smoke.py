@@ -65,9 +65,7 @@ def _json(response: requests.Response, what: str) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise _Failed(
-            f"{what} answered {response.status_code} with non-JSON: {response.text[:120]!r}"
-        ) from None
+        raise _Failed(f"{what} answered {response.status_code} with non-JSON: {response.text[:120]!r}") from None
 
 
 def _listed(body: Any) -> list[dict[str, Any]]:
@@ -127,9 +125,7 @@ def run_smoke(
         deadline = started + timeout
         job: dict[str, Any] = {}
         while True:
-            resp = session.get(
-                f"{base}/job", params={"job_id": job_id}, headers=headers, timeout=HTTP_TIMEOUT
-            )
+            resp = session.get(f"{base}/job", params={"job_id": job_id}, headers=headers, timeout=HTTP_TIMEOUT)
             if resp.status_code >= 500:
                 step(f"GET /job -> {resp.status_code} (retrying)")
             elif resp.status_code != 200:
@@ -163,15 +159,11 @@ def run_smoke(
             raise _Failed(f"job {job_id} is COMPLETE but has no result_url", result.status)
         resp = session.get(result_url, timeout=HTTP_TIMEOUT)
         if resp.status_code != 200:
-            raise _Failed(
-                f"downloading result_url answered {resp.status_code}: {resp.text[:200]}", result.status
-            )
+            raise _Failed(f"downloading result_url answered {resp.status_code}: {resp.text[:200]}", result.status)
         result.result_text = resp.text
         missing = [c for c in (context1, context2) if c not in resp.text]
         if missing:
-            raise _Failed(
-                f"the result of job {job_id} lacks {', '.join(missing)}: {resp.text[:120]!r}", result.status
-            )
+            raise _Failed(f"the result of job {job_id} lacks {', '.join(missing)}: {resp.text[:120]!r}", result.status)
         step(f"result downloaded ({len(resp.content)} bytes) and holds both contexts")
     except _Failed as failed:
         result.elapsed_seconds = elapsed()
@@ -256,9 +248,7 @@ def throwaway_user(cognito: Any, user_pool_id: str) -> Iterator[tuple[str, str]]
         UserAttributes=[{"Name": "email", "Value": f"{username}@example.invalid"}],
     )
     try:
-        cognito.admin_set_user_password(
-            UserPoolId=user_pool_id, Username=username, Password=password, Permanent=True
-        )
+        cognito.admin_set_user_password(UserPoolId=user_pool_id, Username=username, Password=password, Permanent=True)
         yield username, password
     finally:
         with contextlib.suppress(cognito.exceptions.UserNotFoundException):

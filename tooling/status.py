@@ -16,11 +16,13 @@ What it reads (all read-only):
   the timestamp inside its UUIDv7 ``job_id`` (``createdAt`` when the id is not a UUIDv7).
   Idempotency records (owner ``<sub>#idempotency``) are left out.
 - **Alarms**: ``DescribeAlarms``, keeping the alarms whose dimensions name one of this
-  stack's queues, functions, table or API, or whose name starts with the stack's prefix.
+  stack's queues, functions, table or API, or whose name starts with the stack's name
+  prefix (what its two function names share, e.g. ``jobs-dev-``).
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -217,9 +219,7 @@ def job_counts(
 
 def stack_alarms(cloudwatch: Any, names: set[str], prefixes: tuple[str, ...] = ()) -> list[AlarmStatus]:
     found: list[AlarmStatus] = []
-    for page in cloudwatch.get_paginator("describe_alarms").paginate(
-        AlarmTypes=["MetricAlarm", "CompositeAlarm"]
-    ):
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm", "CompositeAlarm"]):
         for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
             dims = {d.get("Value") for d in alarm.get("Dimensions", [])}
             for metric in alarm.get("Metrics", []) or []:
@@ -227,9 +227,7 @@ def stack_alarms(cloudwatch: Any, names: set[str], prefixes: tuple[str, ...] = (
                 dims |= {d.get("Value") for d in stat.get("Dimensions", [])}
             name = alarm["AlarmName"]
             if dims & names or (prefixes and name.startswith(prefixes)):
-                found.append(
-                    AlarmStatus(name, alarm.get("StateValue", "?"), alarm.get("StateReason", "").strip())
-                )
+                found.append(AlarmStatus(name, alarm.get("StateValue", "?"), alarm.get("StateReason", "").strip()))
     return sorted(found, key=lambda a: (a.state != "ALARM", a.name))
 
 
@@ -257,6 +255,10 @@ def collect(
     for key in ("rest_api_id", "api_name", "stage_name"):
         if isinstance(outputs.get(key), str):
             names.add(outputs[key])
+    if alarm_prefix is None:
+        # the stack's name prefix: what its function names share (e.g. "jobs-dev-")
+        shared = os.path.commonprefix([api_fn, worker_fn])  # noqa: RUF071 - a string prefix on purpose
+        alarm_prefix = shared if len(shared) >= 3 and shared.endswith(("-", "_")) else None
     prefixes = (alarm_prefix,) if alarm_prefix else ()
     alarms = stack_alarms(cloudwatch, names, prefixes)
     return StatusReport(env=env, queues=queues, functions=functions, jobs=jobs, alarms=alarms)

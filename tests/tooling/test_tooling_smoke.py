@@ -117,9 +117,7 @@ def fake_api(request) -> Iterator[FakeJobApi]:
 
 def test_smoke_passes_through_the_whole_flow(fake_api):
     seen: list[str] = []
-    result = run_smoke(
-        fake_api.api_url, TOKEN, timeout=10, poll_interval=0.01, progress=lambda s, _t: seen.append(s)
-    )
+    result = run_smoke(fake_api.api_url, TOKEN, timeout=10, poll_interval=0.01, progress=lambda s, _t: seen.append(s))
     assert result.ok, result.verdict
     assert result.verdict.startswith(f"SMOKE PASSED: job {result.job_id} COMPLETE in ")
     assert result.status == "COMPLETE"

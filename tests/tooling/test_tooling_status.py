@@ -90,6 +90,18 @@ def test_status_matches_the_seeded_state(access, seeded_stack):
         ComparisonOperator="GreaterThanThreshold",
     )
     cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="1 message in the DLQ")
+    cw.put_metric_alarm(  # named with the stack's prefix, dimensions not among the outputs: shown
+        AlarmName=f"{out['prefix']}-api-5xx",
+        Namespace="AWS/ApiGateway",
+        MetricName="5XXError",
+        Dimensions=[{"Name": "ApiName", "Value": f"{out['prefix']}-api"}, {"Name": "Stage", "Value": "dev"}],
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cw.set_alarm_state(AlarmName=f"{out['prefix']}-api-5xx", StateValue="OK", StateReason="fine")
     cw.put_metric_alarm(  # someone else's alarm: not shown
         AlarmName=f"other-{out['prefix']}",
         Namespace="AWS/SQS",
@@ -122,7 +134,10 @@ def test_status_matches_the_seeded_state(access, seeded_stack):
     assert report.jobs.truncated is False
     assert report.jobs.items_read == 9
 
-    assert [(a.name, a.state) for a in report.alarms] == [(alarm, "ALARM")]
+    assert [(a.name, a.state) for a in report.alarms] == [
+        (alarm, "ALARM"),
+        (f"{out['prefix']}-api-5xx", "OK"),
+    ]
 
     text = status.render(report)
     assert "dlq                1          0        0  7m  <- messages in the DLQ" in text
