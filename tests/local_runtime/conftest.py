@@ -186,6 +186,40 @@ def _build_api(aws: dict[str, Any], pool_arn: str) -> tuple[str, str]:
     lambda_method(resource(root, "bad"), "GET", "lr-bad-response", authorized=False)
     lambda_method(resource(root, "public"), "ANY", "lr-echo", authorized=False)
     lambda_method(resource(root, "slow"), "GET", "lr-sleep", authorized=False, timeout_ms=300)
+    validator = apigw.create_request_validator(
+        restApiId=api_id, name="lr-params", validateRequestParameters=True, validateRequestBody=False
+    )["id"]
+    find = resource(root, "find")
+    apigw.put_method(
+        restApiId=api_id,
+        resourceId=find,
+        httpMethod="GET",
+        authorizationType="NONE",
+        requestValidatorId=validator,
+        requestParameters={"method.request.querystring.job_id": True, "method.request.querystring.limit": False},
+    )
+    apigw.put_integration(
+        restApiId=api_id,
+        resourceId=find,
+        httpMethod="GET",
+        type="AWS_PROXY",
+        integrationHttpMethod="POST",
+        uri=f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/"
+        f"arn:aws:lambda:{REGION}:123456789012:function:lr-echo/invocations",
+    )
+    apigw.put_gateway_response(
+        restApiId=api_id,
+        responseType="BAD_REQUEST_PARAMETERS",
+        responseTemplates={
+            "application/json": '{"error":"missing_job_id","message":"$context.error.validationErrorString"}'
+        },
+    )
+    apigw.put_gateway_response(
+        restApiId=api_id,
+        responseType="MISSING_AUTHENTICATION_TOKEN",
+        statusCode="404",
+        responseTemplates={"application/json": '{"error":"route_not_found","message":"no such route"}'},
+    )
     apigw.put_gateway_response(
         restApiId=api_id,
         responseType="UNAUTHORIZED",

@@ -17,7 +17,11 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.local_runtime.conftest import Stack
-from tooling.local_runtime import LocalRuntime
+from tooling.local_runtime import InvocationResult, LocalRuntime
+from tooling.local_runtime.authorizer import JwksCache
+from tooling.local_runtime.discovery import MethodConfig, ResourceConfig, RestApiConfig
+from tooling.local_runtime.front import Front
+from tooling.local_runtime.logs import LogRouter
 
 JAVA_DATE = re.compile(r"^[A-Z][a-z]{2} [A-Z][a-z]{2} \d{2} \d{2}:\d{2}:\d{2} UTC \d{4}$")
 
@@ -103,8 +107,9 @@ def test_unknown_routes_get_api_gateways_answer(stack: Stack, runtime: LocalRunt
     auth = {"Authorization": stack.id_token}
     for method, path in [("GET", "/nope"), ("DELETE", "/job"), ("GET", "/job"), ("PUT", "/jobs"), ("GET", "/job/1/x")]:
         resp = requests.request(method, f"{runtime.base_url}{path}", headers=auth, timeout=30)
-        assert resp.status_code == 403, (method, path)
-        assert body_of(resp) == {"message": "Missing Authentication Token"}
+        # the API's MISSING_AUTHENTICATION_TOKEN gateway response turns API Gateway's 403 into a 404
+        assert resp.status_code == 404, (method, path)
+        assert body_of(resp) == {"error": "route_not_found", "message": "no such route"}
         assert resp.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
     resp = requests.get(f"{runtime.front_url}/prod/jobs", headers=auth, timeout=30)
     assert resp.status_code == 403 and body_of(resp) == {"message": "Forbidden"}
@@ -211,8 +216,8 @@ def test_cors_preflight_from_the_mock_integration(runtime: LocalRuntime) -> None
     assert resp.headers["Access-Control-Allow-Methods"] == "GET,POST,OPTIONS"
     assert resp.headers["Access-Control-Allow-Headers"] == "Authorization,Content-Type"
     assert resp.content == b""
-    # no OPTIONS method on /jobs: API Gateway's answer
-    assert requests.options(f"{runtime.base_url}/jobs", timeout=30).status_code == 403
+    # no OPTIONS method on /jobs: API Gateway's answer (as the API's gateway response shapes it)
+    assert requests.options(f"{runtime.base_url}/jobs", timeout=30).status_code == 404
 
 
 def test_function_errors_are_502(runtime: LocalRuntime) -> None:
@@ -228,3 +233,58 @@ def test_integration_timeout_is_504(runtime: LocalRuntime) -> None:
     assert resp.status_code == 504
     assert body_of(resp) == {"message": "Endpoint request timed out"}
     assert time.monotonic() - started < 1.0  # the integration's 300 ms, not the function's 1 s
+
+
+def test_required_parameters_are_validated(runtime: LocalRuntime) -> None:
+    resp = requests.get(f"{runtime.base_url}/find?limit=3", timeout=30)
+    assert resp.status_code == 400
+    assert body_of(resp) == {"error": "missing_job_id", "message": "Missing required request parameters: [job_id]"}
+    resp = requests.get(f"{runtime.base_url}/find?job_id=j1", timeout=30)
+    assert resp.status_code == 200
+    assert body_of(resp)["event"]["queryStringParameters"] == {"job_id": "j1"}
+
+
+def test_api_gateways_own_answers_without_gateway_responses() -> None:
+    """With no gateway responses deployed, the defaults API Gateway gives."""
+    method = MethodConfig(
+        http_method="GET",
+        authorization_type="NONE",
+        authorizer_id=None,
+        authorization_scopes=(),
+        integration_type="AWS_PROXY",
+        integration_uri="arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/"
+        "arn:aws:lambda:us-east-1:123456789012:function:f/invocations",
+        function_name="f",
+        timeout_ms=29_000,
+        request_templates=(),
+        integration_responses=(),
+    )
+    api = RestApiConfig(
+        id="abc",
+        name="plain",
+        resources=(ResourceConfig(id="r1", path="/items/{id}", methods=(("GET", method),)),),
+        authorizers=(),
+        stages=(("dev", ()),),
+        gateway_responses=(),
+        binary_media_types=(),
+    )
+    calls: list[dict[str, Any]] = []
+
+    def invoker(name: str, event: dict[str, Any], wait: float) -> InvocationResult:
+        calls.append(event)
+        return InvocationResult(name, "rid", payload={"statusCode": 204})
+
+    front = Front(api, invoker, JwksCache("http://127.0.0.1:9"), LogRouter(None, None), "123456789012", "us-east-1")
+    front.start()
+    try:
+        for path in ("/dev/items", "/dev/items/1/2", "/dev/other"):
+            resp = requests.get(f"{front.url}{path}", timeout=30)
+            assert resp.status_code == 403, path
+            assert body_of(resp) == {"message": "Missing Authentication Token"}
+        resp = requests.post(f"{front.url}/dev/items/1", timeout=30)
+        assert resp.status_code == 403 and body_of(resp) == {"message": "Missing Authentication Token"}
+        resp = requests.get(f"{front.url}/dev/items/1", timeout=30)
+        assert resp.status_code == 204 and resp.content == b""
+        assert calls[0]["pathParameters"] == {"id": "1"} and calls[0]["stageVariables"] is None
+    finally:
+        front.stop()

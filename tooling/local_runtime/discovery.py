@@ -111,6 +111,9 @@ class MethodConfig:
     timeout_ms: int
     request_templates: tuple[tuple[str, str], ...]
     integration_responses: tuple[IntegrationResponse, ...]
+    # method.request.{querystring,header,path}.NAME declared required, when a request
+    # validator with validateRequestParameters is attached (API Gateway checks them then)
+    required_parameters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -285,7 +288,7 @@ def find_rest_api(backend: Backend, rest_api: str | None) -> tuple[str, str] | N
     return matches[0]
 
 
-def _method_config(http_method: str, method: dict[str, Any]) -> MethodConfig:
+def _method_config(http_method: str, method: dict[str, Any], validators: dict[str, bool]) -> MethodConfig:
     integration = method.get("methodIntegration") or {}
     uri = integration.get("uri")
     function_name = None
@@ -302,6 +305,9 @@ def _method_config(http_method: str, method: dict[str, Any]) -> MethodConfig:
         )
         for _, resp in sorted((integration.get("integrationResponses") or {}).items())
     )
+    required: tuple[str, ...] = ()
+    if validators.get(method.get("requestValidatorId") or ""):
+        required = tuple(sorted(k for k, v in (method.get("requestParameters") or {}).items() if v))
     return MethodConfig(
         http_method=http_method,
         authorization_type=method.get("authorizationType") or "NONE",
@@ -313,12 +319,17 @@ def _method_config(http_method: str, method: dict[str, Any]) -> MethodConfig:
         timeout_ms=int(integration.get("timeoutInMillis") or DEFAULT_INTEGRATION_TIMEOUT_MS),
         request_templates=_pairs(integration.get("requestTemplates")),
         integration_responses=responses,
+        required_parameters=required,
     )
 
 
 def read_rest_api(backend: Backend, api_id: str, api_name: str) -> RestApiConfig:
     apigw = backend.client("apigateway")
     rest = apigw.get_rest_api(restApiId=api_id)
+    validators = {
+        v["id"]: bool(v.get("validateRequestParameters"))
+        for v in apigw.get_request_validators(restApiId=api_id, limit=500).get("items", [])
+    }
     resources: list[ResourceConfig] = []
     for page in apigw.get_paginator("get_resources").paginate(restApiId=api_id, embed=["methods"]):
         for res in page.get("items", []):
@@ -332,7 +343,7 @@ def read_rest_api(backend: Backend, api_id: str, api_name: str) -> RestApiConfig
                 ResourceConfig(
                     id=res["id"],
                     path=res["path"],
-                    methods=tuple(sorted((verb, _method_config(verb, m)) for verb, m in methods.items())),
+                    methods=tuple(sorted((verb, _method_config(verb, m, validators)) for verb, m in methods.items())),
                 )
             )
     authorizers: list[tuple[str, AuthorizerConfig]] = []

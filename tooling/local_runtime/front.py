@@ -47,6 +47,7 @@ GATEWAY_DEFAULTS: dict[str, tuple[int, str, str]] = {
     "INTEGRATION_TIMEOUT": (504, "Endpoint request timed out", "InternalServerErrorException"),
     "INTEGRATION_FAILURE": (502, "Internal server error", "InternalServerErrorException"),
     "THROTTLED": (429, "Too Many Requests", "TooManyRequestsException"),
+    "BAD_REQUEST_PARAMETERS": (400, "", "BadRequestException"),
 }
 _PROXY_RESPONSE_KEYS = {"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"}
 
@@ -276,6 +277,14 @@ class Front:
             )
             return self._gateway_reply("ACCESS_DENIED", request_id, headers_lower, context=context)
 
+        missing = self._missing_parameters(method, headers_lower, url.query)
+        if missing:
+            message = f"Missing required request parameters: [{', '.join(missing)}]"
+            context["error.validationErrorString"] = message
+            return self._gateway_reply(
+                "BAD_REQUEST_PARAMETERS", request_id, headers_lower, context=context, message=message
+            )
+
         if method.integration_type == "MOCK":
             return self._mock(method, request_id, headers_lower)
         if method.integration_type == "AWS_PROXY" and method.function_name:
@@ -288,6 +297,22 @@ class Front:
             f"({method.integration_uri}) is not emulated by the local runtime"
         )
         return self._gateway_reply("INTEGRATION_FAILURE", request_id, headers_lower, 500, context=context)
+
+    @staticmethod
+    def _missing_parameters(method: MethodConfig, headers_lower: dict[str, str], query: str) -> list[str]:
+        """Required parameters absent from the request (the request validator's check)."""
+        present_query = {name for name, _ in parse_qsl(query, keep_blank_values=True)}
+        missing = []
+        for declared in method.required_parameters:
+            parts = declared.split(".", 3)  # method.request.<where>.<name>
+            if len(parts) != 4:
+                continue
+            where, name = parts[2], parts[3]
+            if (where == "querystring" and name not in present_query) or (
+                where == "header" and name.lower() not in headers_lower
+            ):
+                missing.append(name)
+        return missing
 
     # -- integrations ------------------------------------------------------------------
 
@@ -496,10 +521,12 @@ class Front:
         request_headers: dict[str, str],
         status: int | None = None,
         context: dict[str, str] | None = None,
+        message: str | None = None,
     ) -> Reply:
-        default_status, message, error_type = GATEWAY_DEFAULTS.get(
+        default_status, default_message, error_type = GATEWAY_DEFAULTS.get(
             response_type, (500, "Internal server error", "InternalServerErrorException")
         )
+        message = message or default_message
         status = status or default_status
         configured = dict(self._router.api.gateway_responses)
         custom = configured.get(response_type) or configured.get("DEFAULT_4XX" if status < 500 else "DEFAULT_5XX")
@@ -527,7 +554,8 @@ class Front:
                 }
                 for key in sorted(values, key=len, reverse=True):
                     template = template.replace(key, values[key])
-                body = template.encode()
+                # variables without a value here render empty, as API Gateway renders unknown ones
+                body = re.sub(r"\$context\.[A-Za-z.]+", "", template).encode()
         return Reply(status, headers, body)
 
 
