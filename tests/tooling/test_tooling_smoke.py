@@ -27,6 +27,7 @@ class FakeJobApi:
 
     def __init__(self, mode: str = "ok") -> None:
         self.mode = mode
+        self.accepts = lambda token: token == TOKEN  # what the authorizer lets through
         self.jobs: dict[str, dict] = {}
         self.requests: list[tuple[str, str, str | None]] = []
         api = self
@@ -45,7 +46,7 @@ class FakeJobApi:
 
             def _authorized(self) -> bool:
                 api.requests.append((self.command, self.path, self.headers.get("Authorization")))
-                if api.mode == "unauthorized" or self.headers.get("Authorization") != TOKEN:
+                if api.mode == "unauthorized" or not api.accepts(self.headers.get("Authorization")):
                     self._send(401, {"message": "Unauthorized"})
                     return False
                 return True
@@ -199,3 +200,91 @@ def test_throwaway_user_is_deleted_when_the_smoke_fails(access, unique):
         raise RuntimeError("boom")
     with pytest.raises(cognito.exceptions.UserNotFoundException):
         cognito.admin_get_user(UserPoolId=pool_id, Username=username)
+
+
+@pytest.fixture
+def pool(access, unique):
+    cognito = access.client("cognito-idp")
+    pool_id = cognito.create_user_pool(PoolName=f"task-{unique}")["UserPool"]["Id"]
+    client_id = cognito.create_user_pool_client(
+        UserPoolId=pool_id, ClientName="app", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
+    )["UserPoolClient"]["ClientId"]
+    return cognito, pool_id, client_id
+
+
+@pytest.fixture
+def smoke_env(tmp_path, monkeypatch, backend):
+    from tooling.environments import Environment
+
+    monkeypatch.setenv("JOBSTACK_WORK_ROOT", str(tmp_path / "work"))
+    monkeypatch.setenv("JOBSTACK_ENDPOINT_URL", backend.endpoint)
+    return Environment("local", tmp_path / "local.tfvars", None, {}, root=tmp_path)
+
+
+def _serve_tokens_of(fake_api, cognito, pool_id):
+    """Let the double accept the ID tokens of this pool (as the Cognito authorizer would)."""
+
+    def accepts(token):
+        if not token:
+            return False
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return claims.get("token_use") == "id" and claims.get("iss", "").endswith(pool_id)
+
+    fake_api.accepts = accepts
+
+
+def test_smoke_task_with_a_throwaway_user(fake_api, pool, smoke_env, monkeypatch, capsys):
+    from tooling import deploy
+
+    cognito, pool_id, client_id = pool
+    _serve_tokens_of(fake_api, cognito, pool_id)
+    outputs = {"api_url": fake_api.api_url, "user_pool_id": pool_id, "user_pool_client_id": client_id}
+    monkeypatch.setattr(deploy, "stack_outputs", lambda env: outputs)
+    lines: list[str] = []
+    result = deploy.smoke(smoke_env, timeout=10, create_user=True, out=lines.append)
+    assert result.ok
+    assert lines[-1] == result.verdict and lines[-1].startswith("SMOKE PASSED: job job-1 COMPLETE")
+    assert lines[0].startswith(f"smoke: {fake_api.api_url} as smoke-")
+    username = lines[0].split(" as ")[1].split(",")[0]
+    with pytest.raises(cognito.exceptions.UserNotFoundException):  # the throwaway user is gone
+        cognito.admin_get_user(UserPoolId=pool_id, Username=username)
+    assert "job COMPLETE" in capsys.readouterr().err  # the progress display
+
+
+@pytest.mark.parametrize("fake_api", ["failed"], indirect=True)
+def test_smoke_task_exits_non_zero_with_one_line_when_the_job_failed(fake_api, pool, smoke_env, monkeypatch, capsys):
+    from tooling import deploy
+    from tooling.errors import friendly_errors
+
+    cognito, pool_id, client_id = pool
+    _serve_tokens_of(fake_api, cognito, pool_id)
+    cognito.admin_create_user(UserPoolId=pool_id, Username="ops", MessageAction="SUPPRESS")
+    cognito.admin_set_user_password(UserPoolId=pool_id, Username="ops", Password="Sm0ke!pass", Permanent=True)
+    monkeypatch.setenv("SMOKE_USERNAME", "ops")
+    monkeypatch.setenv("SMOKE_PASSWORD", "Sm0ke!pass")
+    outputs = {"api_url": fake_api.api_url, "user_pool_id": pool_id, "user_pool_client_id": client_id}
+    monkeypatch.setattr(deploy, "stack_outputs", lambda env: outputs)
+    with pytest.raises(SystemExit) as caught:
+        friendly_errors(deploy.smoke)(smoke_env, timeout=10, out=lambda _line: None)
+    assert caught.value.code == 1
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert err == [
+        "error: SMOKE FAILED: job job-1 ended FAILED: unknown action; "
+        "see invoke logs --env local --function worker (and api)"
+    ]
+
+
+def test_smoke_task_without_credentials_says_what_to_set(pool, smoke_env, monkeypatch):
+    from tooling import deploy
+
+    _cognito, pool_id, client_id = pool
+    monkeypatch.delenv("SMOKE_USERNAME", raising=False)
+    monkeypatch.delenv("SMOKE_PASSWORD", raising=False)
+    outputs = {"api_url": "http://127.0.0.1:9/dev", "user_pool_id": pool_id, "user_pool_client_id": client_id}
+    monkeypatch.setattr(deploy, "stack_outputs", lambda env: outputs)
+    with pytest.raises(OperatorError) as caught:
+        deploy.smoke(smoke_env, timeout=1, out=lambda _line: None)
+    assert caught.value.line() == (
+        "error: no smoke user: SMOKE_USERNAME/SMOKE_PASSWORD are not set; "
+        "set them to a user of the env's pool, or pass --create-user"
+    )
