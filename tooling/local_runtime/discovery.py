@@ -231,7 +231,8 @@ def read_functions(backend: Backend) -> dict[str, FunctionConfig]:
                 memory=int(cfg.get("MemorySize") or 128),
                 environment=_pairs((cfg.get("Environment") or {}).get("Variables")),
                 code_sha256=cfg.get("CodeSha256", ""),
-                reserved_concurrency=None if concurrency is None else int(concurrency),
+                # none (or a negative "unreserved" marker) -> the runtime's default
+                reserved_concurrency=None if concurrency is None or int(concurrency) < 0 else int(concurrency),
                 log_group=log_group,
                 architectures=tuple(cfg.get("Architectures") or ()),
             )
