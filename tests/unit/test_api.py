@@ -412,3 +412,32 @@ def test_result_url_downloads_the_result_on_real_s3_semantics(stack: Stack) -> N
     assert obj["Body"].read().decode() == "hello world\n"
     assert obj["ContentType"].startswith("text/plain")
     assert requests.utils.urlparse(body["result_url"]).scheme == "https"
+
+
+def test_logs_carry_the_job_id_but_no_contents_or_tokens(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from jobs.telemetry import logger
+
+    log_stream = io.StringIO()
+    previous = logger.registered_handler.setStream(log_stream)
+    secret = "s3cr3t-context-value"
+    event = api_event(
+        "POST",
+        "/job",
+        body={**VALID_JOB, "context1": secret, "context2": secret},
+        headers={"Authorization": "eyJhbGciOiJSUzI1NiJ9.payload.signature"},
+    )
+    resp = call_api(event)
+    [msg] = stack.messages()
+    call_worker(sqs_record(msg["Body"]))
+    logger.registered_handler.setStream(previous)
+    out = log_stream.getvalue() + capsys.readouterr().out
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    logs = [entry for entry in lines if "level" in entry]
+    assert logs and all(entry["level"] in ("INFO", "WARNING", "ERROR") for entry in logs)
+    assert {entry.get("correlation_id") for entry in logs} == {resp.body["job_id"]}
+    assert secret not in out and "eyJhbGciOiJSUzI1NiJ9" not in out
+    metrics = [entry for entry in lines if "_aws" in entry]
+    names = {m["Name"] for entry in metrics for d in entry["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert {"JobsSubmitted", "JobsCompleted", "JobDuration"} <= names
