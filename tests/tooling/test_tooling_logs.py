@@ -100,3 +100,32 @@ def test_log_group_for_reads_outputs():
     assert logs.log_group_for({"api_log_group": "/a"}, "api") == "/a"
     with pytest.raises(OperatorError, match="unknown function 'db'"):
         logs.log_group_for({}, "db")
+
+
+def test_logs_task_prints_the_functions_events(access, seeded_stack, monkeypatch, tmp_path, backend):
+    from tooling import deploy
+    from tooling.environments import Environment
+
+    monkeypatch.setenv("JOBSTACK_ENDPOINT_URL", backend.endpoint)
+    monkeypatch.setattr(deploy, "stack_outputs", lambda env: seeded_stack)
+    env = Environment("local", tmp_path / "local.tfvars", None, {}, root=tmp_path)
+    client = access.client("logs")
+    now = datetime.now(UTC)
+    put(
+        client,
+        seeded_stack["worker_log_group"],
+        "2025/07/14/[$LATEST]cafe0001",
+        [
+            (ms(now - timedelta(minutes=2)), json.dumps({"level": "INFO", "message": "job claimed", "job_id": "j1"})),
+            (ms(now - timedelta(minutes=1)), json.dumps({"level": "ERROR", "message": "job failed", "job_id": "j1"})),
+        ],
+    )
+    lines: list[str] = []
+    deploy.print_logs(env, function="worker", since="5m", filter_text="failed", out=lines.append)
+    assert lines[0].startswith(f"{seeded_stack['worker_log_group']} since ")
+    assert len(lines) == 2
+    assert lines[1].endswith("[cafe0001] ERROR job failed job_id=j1")
+
+    empty: list[str] = []
+    deploy.print_logs(env, function="api", since="5m", out=empty.append)
+    assert empty[1:] == ["(no log events in that window)"]
