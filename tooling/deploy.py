@@ -361,7 +361,10 @@ def print_logs(
     client = access.client("logs")
     out(f"{group} since {start.strftime('%Y-%m-%d %H:%M:%S')}Z" + (" (following; Ctrl-C stops)" if follow else ""))
     if follow:
-        logs.follow(client, group, start, lambda e: out(e.render()), filter_text=filter_text or None)
+        try:
+            logs.follow(client, group, start, lambda e: out(e.render()), filter_text=filter_text or None)
+        except KeyboardInterrupt:  # Ctrl-C is how following ends: not an error
+            out("(stopped)")
         return
     count = 0
     for event in logs.fetch(client, group, start, filter_text=filter_text or None):
