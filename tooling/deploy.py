@@ -221,6 +221,7 @@ def _show_plan(summary: PlanSummary, out: Out) -> None:
 def plan(env: Environment, out: Out = _print, tf: Terraform | None = None) -> PlanSummary:
     preflight(env, out)
     tf = tf or terraform_for(env)
+    out(f"terraform init and plan for env {env.name}...")
     tf.init()
     with tempfile.TemporaryDirectory(prefix="jobstack-plan-") as tmp:
         summary = tf.plan(Path(tmp) / "plan.tfplan")
@@ -242,6 +243,7 @@ def deploy(
     if build:
         package(env, out)
     tf = tf or terraform_for(env)
+    out(f"terraform init and plan for env {env.name}...")
     tf.init()
     with tempfile.TemporaryDirectory(prefix="jobstack-deploy-") as tmp:
         plan_file = Path(tmp) / "deploy.tfplan"
@@ -277,6 +279,7 @@ def destroy(
     started = events.now_iso()
     access = preflight(env, out)
     tf = tf or terraform_for(env)
+    out(f"terraform init and plan (destroy) for env {env.name}...")
     tf.init()
     current = tf.outputs()
     with tempfile.TemporaryDirectory(prefix="jobstack-destroy-") as tmp:
