@@ -79,7 +79,70 @@ def patch_sqs_redrive_policy() -> None:
     sqs_models.Queue.attributes = property(attributes)  # type: ignore[assignment,method-assign]
 
 
-PATCHES = (patch_lambda_esm, patch_sqs_redrive_policy)
+def patch_sqs_redrive_allow_policy() -> None:
+    """Return an SQS queue's RedriveAllowPolicy, which moto stores but never reports.
+
+    The AWS provider's ``aws_sqs_queue_redrive_allow_policy`` waits until GetQueueAttributes
+    shows the policy it set; without this it waits forever. The value is returned as written.
+    """
+    from moto.sqs import models as sqs_models
+
+    queue_cls: Any = sqs_models.Queue
+    if "RedriveAllowPolicy" not in queue_cls.BASE_ATTRIBUTES:
+        queue_cls.BASE_ATTRIBUTES = [*queue_cls.BASE_ATTRIBUTES, "RedriveAllowPolicy"]
+    queue_cls.redrive_allow_policy = None  # default until SetQueueAttributes sets it
+    original = queue_cls.attributes
+
+    def attributes(self: Any) -> dict[str, Any]:
+        result: dict[str, Any] = original.fget(self)
+        if not result.get("RedriveAllowPolicy"):
+            result.pop("RedriveAllowPolicy", None)
+        return result
+
+    queue_cls.attributes = property(attributes)
+
+
+def patch_lambda_logging_config() -> None:
+    """Keep and report a Lambda function's LoggingConfig, which moto drops.
+
+    Without it the AWS provider sees ``logging_config`` (JSON log format, log group) missing
+    after every apply and plans an update each time. Like AWS, a function created without
+    one reports the default (Text format, ``/aws/lambda/<name>``).
+    """
+    from moto.awslambda import models as lambda_models
+
+    function_cls: Any = lambda_models.LambdaFunction
+    original_init = function_cls.__init__
+    original_get = function_cls.get_configuration
+    original_update = function_cls.update_configuration
+
+    def __init__(self: Any, account_id: str, spec: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        original_init(self, account_id, spec, *args, **kwargs)
+        self.logging_config = spec.get("LoggingConfig")
+
+    def get_configuration(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        config: dict[str, Any] = original_get(self, *args, **kwargs)
+        default = {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{self.function_name}"}
+        config["LoggingConfig"] = {**default, **(getattr(self, "logging_config", None) or {})}
+        return config
+
+    def update_configuration(self: Any, config_updates: dict[str, Any]) -> dict[str, Any]:
+        if config_updates.get("LoggingConfig") is not None:
+            self.logging_config = config_updates["LoggingConfig"]
+        result: dict[str, Any] = original_update(self, config_updates)
+        return result
+
+    function_cls.__init__ = __init__
+    function_cls.get_configuration = get_configuration
+    function_cls.update_configuration = update_configuration
+
+
+PATCHES = (
+    patch_lambda_esm,
+    patch_sqs_redrive_policy,
+    patch_sqs_redrive_allow_policy,
+    patch_lambda_logging_config,
+)
 
 
 def apply_patches() -> None:

@@ -1,0 +1,43 @@
+# dev: a shared development stack on AWS. State: dev.backend.hcl.
+project = "jobs"
+env     = "dev"
+region  = "us-east-1"
+
+# The existing Cognito user pool (the seed's UserPoolArn / IssuerUrl / CognitoClientId).
+# Placeholders: replace them with your pool's values before the first apply.
+cognito_user_pool_arn = "arn:aws:cognito-idp:us-east-1:111111111111:userpool/us-east-1_DevPool01"
+cognito_issuer_url    = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_DevPool01"
+cognito_app_client_id = "devclientid0000000000000001"
+cors_allowed_origins  = ["http://localhost:3000", "https://dev.app.example.com"]
+
+lambda_architecture            = "arm64"
+api_memory_mb                  = 256
+api_timeout_seconds            = 10
+api_reserved_concurrency       = -1
+worker_memory_mb               = 512
+worker_timeout_seconds         = 60
+worker_reserved_concurrency    = -1
+worker_batch_size              = 10
+worker_batching_window_seconds = 0
+worker_max_concurrency         = 5
+log_level                      = "DEBUG"
+
+max_receive_count               = 3
+queue_message_retention_seconds = 345600
+job_retention_days              = 14
+result_retention_days           = 14
+result_url_ttl_seconds          = 900
+
+api_throttling_rate_limit          = 20
+api_throttling_burst_limit         = 40
+api_execution_logging_level        = "INFO"
+manage_api_gateway_cloudwatch_role = true
+log_retention_days                 = 14
+
+deletion_protection    = false
+point_in_time_recovery = true
+force_destroy_bucket   = true
+
+create_alarm_topic               = true
+alarm_email                      = null
+oldest_message_age_alarm_seconds = 900

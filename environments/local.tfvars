@@ -1,0 +1,41 @@
+# local: the embedded backend (moto on loopback), no AWS account. Local state under
+# .local/state/local/. No user pool is given, so the stack creates one with an app client
+# that allows USER_PASSWORD_AUTH, and outputs both.
+project = "jobs"
+env     = "local"
+region  = "us-east-1"
+
+cors_allowed_origins = ["*"]
+
+lambda_architecture            = "arm64"
+api_memory_mb                  = 256
+api_timeout_seconds            = 10
+api_reserved_concurrency       = -1
+worker_memory_mb               = 256
+worker_timeout_seconds         = 30
+worker_reserved_concurrency    = -1
+worker_batch_size              = 10
+worker_batching_window_seconds = 1
+worker_max_concurrency         = 4
+log_level                      = "INFO"
+
+max_receive_count               = 3
+queue_message_retention_seconds = 345600
+job_retention_days              = 7
+result_retention_days           = 7
+result_url_ttl_seconds          = 900
+
+api_throttling_rate_limit   = 100
+api_throttling_burst_limit  = 200
+api_execution_logging_level = "ERROR"
+# moto has no AWS managed IAM policies; the API Gateway logging role is an account setting anyway.
+manage_api_gateway_cloudwatch_role = false
+log_retention_days                 = 7
+
+deletion_protection    = false
+point_in_time_recovery = false
+force_destroy_bucket   = true
+
+create_alarm_topic               = false
+alarm_email                      = null
+oldest_message_age_alarm_seconds = 300

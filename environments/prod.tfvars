@@ -1,0 +1,43 @@
+# prod: the production stack on AWS. State: prod.backend.hcl.
+project = "jobs"
+env     = "prod"
+region  = "us-east-1"
+
+# The existing Cognito user pool (the seed's UserPoolArn / IssuerUrl / CognitoClientId).
+# Placeholders: replace them with your pool's values before the first apply.
+cognito_user_pool_arn = "arn:aws:cognito-idp:us-east-1:222222222222:userpool/us-east-1_ProdPool1"
+cognito_issuer_url    = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_ProdPool1"
+cognito_app_client_id = "prodclientid000000000000001"
+cors_allowed_origins  = ["https://app.example.com"]
+
+lambda_architecture            = "arm64"
+api_memory_mb                  = 512
+api_timeout_seconds            = 10
+api_reserved_concurrency       = 50
+worker_memory_mb               = 1024
+worker_timeout_seconds         = 60
+worker_reserved_concurrency    = 20
+worker_batch_size              = 10
+worker_batching_window_seconds = 2
+worker_max_concurrency         = 20
+log_level                      = "INFO"
+
+max_receive_count               = 5
+queue_message_retention_seconds = 1209600
+job_retention_days              = 90
+result_retention_days           = 90
+result_url_ttl_seconds          = 300
+
+api_throttling_rate_limit          = 200
+api_throttling_burst_limit         = 400
+api_execution_logging_level        = "ERROR"
+manage_api_gateway_cloudwatch_role = true
+log_retention_days                 = 365
+
+deletion_protection    = true
+point_in_time_recovery = true
+force_destroy_bucket   = false
+
+create_alarm_topic               = true
+alarm_email                      = "oncall@example.com"
+oldest_message_age_alarm_seconds = 600

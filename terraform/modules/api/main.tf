@@ -1,0 +1,281 @@
+# REST API: Cognito-authorized Lambda proxy routes, CORS, gateway responses, a logged and
+# throttled stage, and a deployment replaced exactly when the API changes.
+
+data "aws_partition" "current" {}
+
+locals {
+  api_name = "${var.name_prefix}-api"
+
+  # The API's routes. Query parameters marked true are required (checked by the request
+  # validator before the function runs); false ones are declared for documentation.
+  routes = {
+    "POST /job"   = { path = "job", method = "POST", query = {} }
+    "GET /job"    = { path = "job", method = "GET", query = { job_id = true } }
+    "DELETE /job" = { path = "job", method = "DELETE", query = { job_id = true } }
+    "GET /jobs"   = { path = "jobs", method = "GET", query = { status = false, limit = false, next_token = false } }
+  }
+  paths = toset([for r in local.routes : r.path])
+
+  # Gateway responses cannot vary by request Origin: they carry "*" when any origin is
+  # allowed, otherwise the first configured origin. The function's own responses (and its
+  # preflight answers) match the caller's origin against the whole list.
+  error_cors_origin = contains(var.cors_allowed_origins, "*") ? "*" : var.cors_allowed_origins[0]
+
+  # Errors produced by API Gateway itself, in the API's error shape {"error", "message"}.
+  gateway_responses = {
+    UNAUTHORIZED                 = { status = "401", error = "unauthorized", message = "$context.error.messageString" }
+    ACCESS_DENIED                = { status = "403", error = "forbidden", message = "$context.error.messageString" }
+    MISSING_AUTHENTICATION_TOKEN = { status = "404", error = "route_not_found", message = "\"no such route\"" }
+    BAD_REQUEST_PARAMETERS       = { status = "400", error = "missing_job_id", message = "\"$context.error.validationErrorString\"" }
+    BAD_REQUEST_BODY             = { status = "400", error = "invalid_request", message = "\"$context.error.validationErrorString\"" }
+    THROTTLED                    = { status = "429", error = "throttled", message = "$context.error.messageString" }
+    DEFAULT_4XX                  = { status = null, error = "client_error", message = "$context.error.messageString" }
+    DEFAULT_5XX                  = { status = null, error = "internal_error", message = "$context.error.messageString" }
+  }
+}
+
+resource "aws_api_gateway_rest_api" "this" {
+  name        = local.api_name
+  description = "Job API of ${var.name_prefix}"
+
+  endpoint_configuration {
+    types = ["REGIONAL"]
+  }
+}
+
+resource "aws_api_gateway_authorizer" "cognito" {
+  name            = "${var.name_prefix}-cognito"
+  rest_api_id     = aws_api_gateway_rest_api.this.id
+  type            = "COGNITO_USER_POOLS"
+  provider_arns   = [var.user_pool_arn]
+  identity_source = "method.request.header.Authorization"
+}
+
+resource "aws_api_gateway_request_validator" "params" {
+  name                        = "${var.name_prefix}-params"
+  rest_api_id                 = aws_api_gateway_rest_api.this.id
+  validate_request_parameters = true
+  validate_request_body       = false
+}
+
+resource "aws_api_gateway_resource" "path" {
+  for_each = local.paths
+
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  parent_id   = aws_api_gateway_rest_api.this.root_resource_id
+  path_part   = each.key
+}
+
+resource "aws_api_gateway_method" "route" {
+  for_each = local.routes
+
+  rest_api_id          = aws_api_gateway_rest_api.this.id
+  resource_id          = aws_api_gateway_resource.path[each.value.path].id
+  http_method          = each.value.method
+  authorization        = "COGNITO_USER_POOLS"
+  authorizer_id        = aws_api_gateway_authorizer.cognito.id
+  request_validator_id = aws_api_gateway_request_validator.params.id
+  request_parameters   = { for name, required in each.value.query : "method.request.querystring.${name}" => required }
+}
+
+resource "aws_api_gateway_integration" "route" {
+  for_each = local.routes
+
+  rest_api_id             = aws_api_gateway_rest_api.this.id
+  resource_id             = aws_api_gateway_resource.path[each.value.path].id
+  http_method             = aws_api_gateway_method.route[each.key].http_method
+  type                    = "AWS_PROXY"
+  integration_http_method = "POST"
+  uri                     = var.function_invoke_arn
+}
+
+# CORS preflight: answered by the function (Powertools CORSConfig), which knows the full
+# list of allowed origins. Browsers send no Authorization header on preflight.
+resource "aws_api_gateway_method" "options" {
+  #checkov:skip=CKV_AWS_59:CORS preflight (OPTIONS) must be unauthenticated; the function answers it without touching data.
+  for_each = local.paths
+
+  rest_api_id   = aws_api_gateway_rest_api.this.id
+  resource_id   = aws_api_gateway_resource.path[each.key].id
+  http_method   = "OPTIONS"
+  authorization = "NONE"
+}
+
+resource "aws_api_gateway_integration" "options" {
+  for_each = local.paths
+
+  rest_api_id             = aws_api_gateway_rest_api.this.id
+  resource_id             = aws_api_gateway_resource.path[each.key].id
+  http_method             = aws_api_gateway_method.options[each.key].http_method
+  type                    = "AWS_PROXY"
+  integration_http_method = "POST"
+  uri                     = var.function_invoke_arn
+}
+
+resource "aws_api_gateway_gateway_response" "error" {
+  for_each = local.gateway_responses
+
+  rest_api_id   = aws_api_gateway_rest_api.this.id
+  response_type = each.key
+  status_code   = each.value.status
+
+  response_templates = {
+    "application/json" = "{\"error\":\"${each.value.error}\",\"message\":${each.value.message}}"
+  }
+
+  response_parameters = {
+    "gatewayresponse.header.Access-Control-Allow-Origin"  = "'${local.error_cors_origin}'"
+    "gatewayresponse.header.Access-Control-Allow-Headers" = "'Authorization,Content-Type,Idempotency-Key'"
+    "gatewayresponse.header.Vary"                         = "'Origin'"
+  }
+}
+
+# Redeploy when, and only when, the API changes: hash the configuration that defines the API
+# and the ids of its parts, never resource attributes (a refresh fills in defaults such as
+# request_parameters = {} and would force a new deployment on every plan).
+resource "aws_api_gateway_deployment" "this" {
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  description = "Deployment of ${local.api_name}"
+
+  triggers = {
+    redeployment = sha1(jsonencode({
+      # what the API is: the configuration that defines it ...
+      routes            = local.routes
+      gateway_responses = local.gateway_responses
+      error_cors_origin = local.error_cors_origin
+      user_pool_arn     = var.user_pool_arn
+      function          = var.function_invoke_arn
+      # ... and the ids of its parts (a part that is replaced gets a new id)
+      ids = concat(
+        [aws_api_gateway_authorizer.cognito.id, aws_api_gateway_request_validator.params.id],
+        [for r in aws_api_gateway_resource.path : r.id],
+        [for m in aws_api_gateway_method.route : m.id],
+        [for m in aws_api_gateway_method.options : m.id],
+        [for i in aws_api_gateway_integration.route : i.id],
+        [for i in aws_api_gateway_integration.options : i.id],
+        [for g in aws_api_gateway_gateway_response.error : g.id],
+      )
+    }))
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+# ---------------------------------------------------------------------------------------
+# Stage: access logs (JSON), execution logs with retention, throttling, X-Ray
+# ---------------------------------------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "access" {
+  #checkov:skip=CKV_AWS_158:Logs are encrypted by CloudWatch Logs by default; a customer managed key is not required for access logs.
+  #checkov:skip=CKV_AWS_338:Retention is an environment setting (log_retention_days), deliberately shorter than a year outside prod.
+  name              = "/aws/apigateway/${local.api_name}/${var.stage_name}/access"
+  retention_in_days = var.log_retention_days
+}
+
+# API Gateway would create this group itself, without retention, on first execution log.
+resource "aws_cloudwatch_log_group" "execution" {
+  #checkov:skip=CKV_AWS_158:Logs are encrypted by CloudWatch Logs by default; a customer managed key is not required for execution logs.
+  #checkov:skip=CKV_AWS_338:Retention is an environment setting (log_retention_days), deliberately shorter than a year outside prod.
+  name              = "API-Gateway-Execution-Logs_${aws_api_gateway_rest_api.this.id}/${var.stage_name}"
+  retention_in_days = var.log_retention_days
+}
+
+# API Gateway writes logs through one role per account and region. Exactly one stack per
+# account/region should manage it (manage_cloudwatch_role = true); the others rely on it.
+data "aws_iam_policy_document" "apigateway_assume" {
+  count = var.manage_cloudwatch_role ? 1 : 0
+
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["apigateway.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "cloudwatch" {
+  count = var.manage_cloudwatch_role ? 1 : 0
+
+  name               = "${var.name_prefix}-apigateway-cloudwatch"
+  assume_role_policy = data.aws_iam_policy_document.apigateway_assume[0].json
+}
+
+resource "aws_iam_role_policy_attachment" "cloudwatch" {
+  count = var.manage_cloudwatch_role ? 1 : 0
+
+  role       = aws_iam_role.cloudwatch[0].name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+}
+
+resource "aws_api_gateway_account" "this" {
+  count = var.manage_cloudwatch_role ? 1 : 0
+
+  cloudwatch_role_arn = aws_iam_role.cloudwatch[0].arn
+
+  depends_on = [aws_iam_role_policy_attachment.cloudwatch]
+}
+
+resource "aws_api_gateway_stage" "this" {
+  #checkov:skip=CKV_AWS_120:Responses are per-user and change as jobs progress; caching them would serve stale or foreign data.
+  #checkov:skip=CKV2_AWS_29:WAF is an organisation-level choice (cost, rules); throttling and the Cognito authorizer protect the API here.
+  #checkov:skip=CKV2_AWS_51:Clients are browsers and scripts authenticated by Cognito tokens; the backend is Lambda, so no client certificate is needed.
+  rest_api_id          = aws_api_gateway_rest_api.this.id
+  deployment_id        = aws_api_gateway_deployment.this.id
+  stage_name           = var.stage_name
+  xray_tracing_enabled = var.tracing_enabled
+
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.access.arn
+    format = jsonencode({
+      requestId          = "$context.requestId"
+      extendedRequestId  = "$context.extendedRequestId"
+      ip                 = "$context.identity.sourceIp"
+      requestTime        = "$context.requestTime"
+      httpMethod         = "$context.httpMethod"
+      resourcePath       = "$context.resourcePath"
+      status             = "$context.status"
+      protocol           = "$context.protocol"
+      responseLength     = "$context.responseLength"
+      integrationLatency = "$context.integrationLatency"
+      responseLatency    = "$context.responseLatency"
+      errorMessage       = "$context.error.message"
+      authorizerError    = "$context.authorizer.error"
+      sub                = "$context.authorizer.claims.sub"
+      xrayTraceId        = "$context.xrayTraceId"
+    })
+  }
+
+  depends_on = [
+    aws_api_gateway_account.this,
+    aws_cloudwatch_log_group.execution,
+  ]
+}
+
+resource "aws_api_gateway_method_settings" "all" {
+  #checkov:skip=CKV_AWS_225:Caching is off on purpose: per-user, fast-changing job data must not be served from a cache.
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  stage_name  = aws_api_gateway_stage.this.stage_name
+  method_path = "*/*"
+
+  settings {
+    metrics_enabled        = true
+    logging_level          = var.execution_logging_level
+    data_trace_enabled     = false
+    throttling_rate_limit  = var.throttling_rate_limit
+    throttling_burst_limit = var.throttling_burst_limit
+    caching_enabled        = false
+  }
+}
+
+# The function may be invoked by this API's stage only.
+resource "aws_lambda_permission" "api" {
+  statement_id  = "AllowInvokeFrom-${aws_api_gateway_rest_api.this.id}"
+  action        = "lambda:InvokeFunction"
+  function_name = var.function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/*/*"
+}

@@ -1,0 +1,235 @@
+# The api and worker Lambdas, their log groups and roles, and the SQS event source mapping.
+
+locals {
+  functions = {
+    api = {
+      name                 = "${var.name_prefix}-api"
+      handler              = "jobs.api.lambda_handler"
+      zip_path             = var.api_zip_path
+      memory_mb            = var.api_memory_mb
+      timeout_seconds      = var.api_timeout_seconds
+      reserved_concurrency = var.api_reserved_concurrency
+      service_name         = "jobs-api"
+    }
+    worker = {
+      name                 = "${var.name_prefix}-worker"
+      handler              = "jobs.worker.lambda_handler"
+      zip_path             = var.worker_zip_path
+      memory_mb            = var.worker_memory_mb
+      timeout_seconds      = var.worker_timeout_seconds
+      reserved_concurrency = var.worker_reserved_concurrency
+      service_name         = "jobs-worker"
+    }
+  }
+
+  # Every setting the code reads (docs/architecture.md); POWERTOOLS_SERVICE_NAME is per function.
+  common_environment = {
+    JOBS_TABLE_NAME              = var.table_name
+    RESULTS_BUCKET_NAME          = var.bucket_name
+    JOBS_QUEUE_URL               = var.queue_url
+    ALLOWED_CLIENT_ID            = var.allowed_client_id
+    CORS_ALLOWED_ORIGINS         = join(",", var.cors_allowed_origins)
+    MAX_RECEIVE_COUNT            = tostring(var.max_receive_count)
+    JOB_RETENTION_DAYS           = tostring(var.job_retention_days)
+    RESULT_URL_TTL_SECONDS       = tostring(var.result_url_ttl_seconds)
+    POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
+    POWERTOOLS_LOG_LEVEL         = var.log_level
+  }
+
+  lambda_logs_actions = ["logs:CreateLogStream", "logs:PutLogEvents"]
+  xray_actions        = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+}
+
+# ---------------------------------------------------------------------------------------
+# Log groups: created (with retention) before the functions, so Lambda never creates an
+# unmanaged, never-expiring one.
+# ---------------------------------------------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "function" {
+  #checkov:skip=CKV_AWS_158:Logs are encrypted by CloudWatch Logs by default; a customer managed key is not required for job logs.
+  #checkov:skip=CKV_AWS_338:Retention is an environment setting (log_retention_days), deliberately shorter than a year outside prod.
+  for_each = local.functions
+
+  name              = "/aws/lambda/${each.value.name}"
+  retention_in_days = var.log_retention_days
+}
+
+# ---------------------------------------------------------------------------------------
+# IAM: one role per function, least privilege on exact ARNs
+# ---------------------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "function" {
+  for_each = local.functions
+
+  name               = "${each.value.name}-role"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+}
+
+data "aws_iam_policy_document" "api" {
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = local.lambda_logs_actions
+    resources = ["${aws_cloudwatch_log_group.function["api"].arn}:*"]
+  }
+
+  statement {
+    sid = "JobRecords"
+    actions = [
+      "dynamodb:ConditionCheckItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:Query",
+      "dynamodb:UpdateItem",
+    ]
+    resources = [var.table_arn]
+  }
+
+  statement {
+    sid       = "QueryIndexes"
+    actions   = ["dynamodb:Query"]
+    resources = var.table_index_arns
+  }
+
+  statement {
+    sid       = "EnqueueJobs"
+    actions   = ["sqs:SendMessage"]
+    resources = [var.queue_arn]
+  }
+
+  statement {
+    sid       = "PresignResults"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.bucket_arn}/*"]
+  }
+
+  statement {
+    sid       = "Tracing"
+    actions   = local.xray_actions
+    resources = ["*"] # X-Ray has no resource-level permissions
+  }
+}
+
+data "aws_iam_policy_document" "worker" {
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = local.lambda_logs_actions
+    resources = ["${aws_cloudwatch_log_group.function["worker"].arn}:*"]
+  }
+
+  statement {
+    sid = "UpdateJobRecords"
+    actions = [
+      "dynamodb:ConditionCheckItem",
+      "dynamodb:GetItem",
+      "dynamodb:UpdateItem",
+    ]
+    resources = [var.table_arn]
+  }
+
+  statement {
+    sid       = "WriteResults"
+    actions   = ["s3:PutObject"]
+    resources = ["${var.bucket_arn}/*"]
+  }
+
+  statement {
+    sid = "ConsumeJobs"
+    actions = [
+      "sqs:ChangeMessageVisibility",
+      "sqs:DeleteMessage",
+      "sqs:GetQueueAttributes",
+      "sqs:ReceiveMessage",
+    ]
+    resources = [var.queue_arn]
+  }
+
+  statement {
+    sid       = "Tracing"
+    actions   = local.xray_actions
+    resources = ["*"] # X-Ray has no resource-level permissions
+  }
+}
+
+resource "aws_iam_role_policy" "function" {
+  for_each = local.functions
+
+  name   = "${each.value.name}-access"
+  role   = aws_iam_role.function[each.key].id
+  policy = each.key == "api" ? data.aws_iam_policy_document.api.json : data.aws_iam_policy_document.worker.json
+}
+
+# ---------------------------------------------------------------------------------------
+# Functions
+# ---------------------------------------------------------------------------------------
+
+resource "aws_lambda_function" "function" {
+  #checkov:skip=CKV_AWS_116:The worker's failures go to the SQS DLQ through the queue's redrive policy; the api is invoked synchronously. A function DLQ only serves async invokes.
+  #checkov:skip=CKV_AWS_117:The functions only call regional AWS APIs; no VPC resources to reach, and a VPC would need NAT or endpoints.
+  #checkov:skip=CKV_AWS_173:Environment variables hold resource names only, no secrets; the default Lambda key encrypts them at rest.
+  #checkov:skip=CKV_AWS_272:Code is built deterministically from this repository and deployed by Terraform; code signing is left to the organisation's pipeline.
+  #checkov:skip=CKV_AWS_115:Reserved concurrency is an environment setting (-1 = unreserved) and set in prod.
+  for_each = local.functions
+
+  function_name    = each.value.name
+  role             = aws_iam_role.function[each.key].arn
+  handler          = each.value.handler
+  runtime          = var.runtime
+  architectures    = [var.architecture]
+  filename         = each.value.zip_path
+  source_code_hash = filebase64sha256(each.value.zip_path)
+  memory_size      = each.value.memory_mb
+  timeout          = each.value.timeout_seconds
+
+  reserved_concurrent_executions = each.value.reserved_concurrency
+
+  environment {
+    variables = merge(local.common_environment, {
+      POWERTOOLS_SERVICE_NAME = each.value.service_name
+    })
+  }
+
+  logging_config {
+    log_format = "JSON"
+    log_group  = aws_cloudwatch_log_group.function[each.key].name
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  depends_on = [
+    aws_cloudwatch_log_group.function,
+    aws_iam_role_policy.function,
+  ]
+}
+
+# ---------------------------------------------------------------------------------------
+# SQS -> worker
+# ---------------------------------------------------------------------------------------
+
+resource "aws_lambda_event_source_mapping" "worker" {
+  event_source_arn                   = var.queue_arn
+  function_name                      = aws_lambda_function.function["worker"].arn
+  batch_size                         = var.batch_size
+  maximum_batching_window_in_seconds = var.batching_window_seconds
+  function_response_types            = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = var.max_concurrency
+  }
+
+  # The role must be able to receive from the queue before the mapping is created.
+  depends_on = [aws_iam_role_policy.function]
+}

@@ -1,0 +1,277 @@
+variable "name_prefix" {
+  description = "Prefix of every resource name, e.g. \"jobs-dev\"."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 3-32 characters of lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+# --- code -------------------------------------------------------------------------------
+
+variable "api_zip_path" {
+  description = "Path of the api function's zip (built by `invoke package` as build/api.zip)."
+  type        = string
+
+  validation {
+    condition     = endswith(var.api_zip_path, ".zip")
+    error_message = "api_zip_path must point at a .zip file."
+  }
+}
+
+variable "worker_zip_path" {
+  description = "Path of the worker function's zip (built by `invoke package` as build/worker.zip)."
+  type        = string
+
+  validation {
+    condition     = endswith(var.worker_zip_path, ".zip")
+    error_message = "worker_zip_path must point at a .zip file."
+  }
+}
+
+variable "runtime" {
+  description = "Lambda runtime of both functions."
+  type        = string
+  default     = "python3.12"
+
+  validation {
+    condition     = contains(["python3.12", "python3.13"], var.runtime)
+    error_message = "runtime must be python3.12 or python3.13."
+  }
+}
+
+variable "architecture" {
+  description = "Instruction set of both functions; the zips must be built for the same one."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be arm64 or x86_64."
+  }
+}
+
+# --- sizing -----------------------------------------------------------------------------
+
+variable "api_memory_mb" {
+  description = "Memory of the api function in MB."
+  type        = number
+  default     = 256
+
+  validation {
+    condition     = var.api_memory_mb >= 128 && var.api_memory_mb <= 10240
+    error_message = "api_memory_mb must be between 128 and 10240."
+  }
+}
+
+variable "api_timeout_seconds" {
+  description = "Timeout of the api function in seconds (API Gateway gives up after 29 s)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.api_timeout_seconds >= 1 && var.api_timeout_seconds <= 29
+    error_message = "api_timeout_seconds must be between 1 and 29 (API Gateway's integration timeout)."
+  }
+}
+
+variable "api_reserved_concurrency" {
+  description = "Reserved concurrency of the api function; -1 leaves it unreserved."
+  type        = number
+  default     = -1
+
+  validation {
+    condition     = var.api_reserved_concurrency >= -1
+    error_message = "api_reserved_concurrency must be -1 (unreserved) or a non-negative number."
+  }
+}
+
+variable "worker_memory_mb" {
+  description = "Memory of the worker function in MB."
+  type        = number
+  default     = 512
+
+  validation {
+    condition     = var.worker_memory_mb >= 128 && var.worker_memory_mb <= 10240
+    error_message = "worker_memory_mb must be between 128 and 10240."
+  }
+}
+
+variable "worker_timeout_seconds" {
+  description = "Timeout of the worker function in seconds."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.worker_timeout_seconds >= 1 && var.worker_timeout_seconds <= 900
+    error_message = "worker_timeout_seconds must be between 1 and 900."
+  }
+}
+
+variable "worker_reserved_concurrency" {
+  description = "Reserved concurrency of the worker function; -1 leaves it unreserved."
+  type        = number
+  default     = -1
+
+  validation {
+    condition     = var.worker_reserved_concurrency >= -1
+    error_message = "worker_reserved_concurrency must be -1 (unreserved) or a non-negative number."
+  }
+}
+
+# --- event source mapping ---------------------------------------------------------------
+
+variable "batch_size" {
+  description = "Messages per worker invocation."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 10000
+    error_message = "batch_size must be between 1 and 10000."
+  }
+}
+
+variable "batching_window_seconds" {
+  description = "Maximum time to gather a batch, in seconds (required >= 1 when batch_size > 10)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.batching_window_seconds >= 0 && var.batching_window_seconds <= 300
+    error_message = "batching_window_seconds must be between 0 and 300."
+  }
+
+  validation {
+    condition     = var.batch_size <= 10 || var.batching_window_seconds >= 1
+    error_message = "SQS needs batching_window_seconds >= 1 when batch_size is above 10."
+  }
+}
+
+variable "max_concurrency" {
+  description = "Maximum concurrent worker invocations the SQS mapping starts (2-1000)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.max_concurrency >= 2 && var.max_concurrency <= 1000
+    error_message = "max_concurrency must be between 2 and 1000."
+  }
+}
+
+# --- wiring: the resources the code uses ------------------------------------------------
+
+variable "table_name" {
+  description = "Name of the jobs table (JOBS_TABLE_NAME)."
+  type        = string
+}
+
+variable "table_arn" {
+  description = "ARN of the jobs table."
+  type        = string
+}
+
+variable "table_index_arns" {
+  description = "ARNs of the table's indexes the api may Query."
+  type        = list(string)
+}
+
+variable "bucket_name" {
+  description = "Name of the results bucket (RESULTS_BUCKET_NAME)."
+  type        = string
+}
+
+variable "bucket_arn" {
+  description = "ARN of the results bucket."
+  type        = string
+}
+
+variable "queue_url" {
+  description = "URL of the jobs queue (JOBS_QUEUE_URL)."
+  type        = string
+}
+
+variable "queue_arn" {
+  description = "ARN of the jobs queue."
+  type        = string
+}
+
+# --- settings the code reads ------------------------------------------------------------
+
+variable "allowed_client_id" {
+  description = "Cognito app client id a token must have been issued to (ALLOWED_CLIENT_ID)."
+  type        = string
+
+  validation {
+    condition     = length(var.allowed_client_id) > 0
+    error_message = "allowed_client_id must not be empty."
+  }
+}
+
+variable "cors_allowed_origins" {
+  description = "Origins allowed by CORS (CORS_ALLOWED_ORIGINS, joined with commas); [\"*\"] allows any."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.cors_allowed_origins) > 0 && alltrue([for o in var.cors_allowed_origins : o == "*" || can(regex("^https?://[^,/ ]+$", o))])
+    error_message = "cors_allowed_origins must list \"*\" or origins like https://app.example.com (scheme and host, no path)."
+  }
+}
+
+variable "max_receive_count" {
+  description = "The queue's redrive maxReceiveCount (MAX_RECEIVE_COUNT): the worker's last attempt."
+  type        = number
+
+  validation {
+    condition     = var.max_receive_count >= 1
+    error_message = "max_receive_count must be at least 1."
+  }
+}
+
+variable "job_retention_days" {
+  description = "Days after creation when job records expire through DynamoDB TTL (JOB_RETENTION_DAYS)."
+  type        = number
+
+  validation {
+    condition     = var.job_retention_days >= 1
+    error_message = "job_retention_days must be at least 1."
+  }
+}
+
+variable "result_url_ttl_seconds" {
+  description = "Lifetime of the presigned result_url in seconds (RESULT_URL_TTL_SECONDS)."
+  type        = number
+
+  validation {
+    condition     = var.result_url_ttl_seconds >= 1 && var.result_url_ttl_seconds <= 604800
+    error_message = "result_url_ttl_seconds must be between 1 and 604800 (7 days, the SigV4 maximum)."
+  }
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch metrics namespace (POWERTOOLS_METRICS_NAMESPACE)."
+  type        = string
+}
+
+variable "log_level" {
+  description = "POWERTOOLS_LOG_LEVEL of both functions."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], var.log_level)
+    error_message = "log_level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' log groups in days."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)."
+  }
+}

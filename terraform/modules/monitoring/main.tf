@@ -1,0 +1,245 @@
+# Alarms, an optional SNS topic (with an optional e-mail subscription), and a dashboard.
+
+data "aws_caller_identity" "current" {}
+
+data "aws_region" "current" {}
+
+data "aws_partition" "current" {}
+
+locals {
+  alarm_actions = var.create_alarm_topic ? [aws_sns_topic.alarms[0].arn] : []
+  region        = data.aws_region.current.name
+
+  alarms = {
+    dlq-not-empty = {
+      description = "Messages reached the dead-letter queue: jobs failed every attempt. Inspect, fix, then redrive."
+      namespace   = "AWS/SQS"
+      metric      = "ApproximateNumberOfMessagesVisible"
+      dimensions  = { QueueName = var.dlq_name }
+      statistic   = "Maximum"
+      threshold   = 0
+    }
+    queue-oldest-message-age = {
+      description = "The oldest job waiting in the queue is older than ${var.oldest_message_age_threshold_seconds}s: the worker is not keeping up or failing."
+      namespace   = "AWS/SQS"
+      metric      = "ApproximateAgeOfOldestMessage"
+      dimensions  = { QueueName = var.queue_name }
+      statistic   = "Maximum"
+      threshold   = var.oldest_message_age_threshold_seconds
+    }
+    worker-errors = {
+      description = "The worker function raised errors (a whole batch failed)."
+      namespace   = "AWS/Lambda"
+      metric      = "Errors"
+      dimensions  = { FunctionName = var.worker_function_name }
+      statistic   = "Sum"
+      threshold   = 0
+    }
+    worker-throttles = {
+      description = "The worker function was throttled: raise its reserved concurrency or lower the mapping's maximum concurrency."
+      namespace   = "AWS/Lambda"
+      metric      = "Throttles"
+      dimensions  = { FunctionName = var.worker_function_name }
+      statistic   = "Sum"
+      threshold   = 0
+    }
+    api-5xx = {
+      description = "The API answered with 5xx errors."
+      namespace   = "AWS/ApiGateway"
+      metric      = "5XXError"
+      dimensions  = { ApiName = var.rest_api_name, Stage = var.stage_name }
+      statistic   = "Sum"
+      threshold   = 0
+    }
+  }
+}
+
+# ---------------------------------------------------------------------------------------
+# Notification topic (optional). CloudWatch cannot publish to a topic encrypted with the
+# AWS managed SNS key, so the topic gets its own key that allows CloudWatch to use it.
+# ---------------------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "alarm_key" {
+  count = var.create_alarm_topic ? 1 : 0
+
+  statement {
+    sid       = "AccountAdministers"
+    actions   = ["kms:*"]
+    resources = ["*"] # in a key policy, "*" is this key
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+
+  statement {
+    sid       = "CloudWatchPublishes"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"] # in a key policy, "*" is this key
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+resource "aws_kms_key" "alarms" {
+  count = var.create_alarm_topic ? 1 : 0
+
+  description             = "Encrypts the ${var.name_prefix} alarm topic"
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+  policy                  = data.aws_iam_policy_document.alarm_key[0].json
+}
+
+resource "aws_sns_topic" "alarms" {
+  count = var.create_alarm_topic ? 1 : 0
+
+  name              = "${var.name_prefix}-alarms"
+  kms_master_key_id = aws_kms_key.alarms[0].arn
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  count = var.create_alarm_topic && var.alarm_email != null ? 1 : 0
+
+  topic_arn = aws_sns_topic.alarms[0].arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}
+
+# ---------------------------------------------------------------------------------------
+# Alarms
+# ---------------------------------------------------------------------------------------
+
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each = local.alarms
+
+  alarm_name          = "${var.name_prefix}-${each.key}"
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
+  period              = var.alarm_period_seconds
+  evaluation_periods  = 1
+  threshold           = each.value.threshold
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+# ---------------------------------------------------------------------------------------
+# Dashboard
+# ---------------------------------------------------------------------------------------
+
+resource "aws_cloudwatch_dashboard" "this" {
+  dashboard_name = var.name_prefix
+  dashboard_body = jsonencode({
+    widgets = [
+      {
+        type = "metric", x = 0, y = 0, width = 12, height = 6
+        properties = {
+          title  = "API requests and errors"
+          region = local.region
+          stat   = "Sum"
+          period = 60
+          metrics = [
+            ["AWS/ApiGateway", "Count", "ApiName", var.rest_api_name, "Stage", var.stage_name],
+            [".", "4XXError", ".", ".", ".", "."],
+            [".", "5XXError", ".", ".", ".", "."],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 0, width = 12, height = 6
+        properties = {
+          title  = "API latency (p50, p99)"
+          region = local.region
+          period = 60
+          metrics = [
+            ["AWS/ApiGateway", "Latency", "ApiName", var.rest_api_name, "Stage", var.stage_name, { stat = "p50" }],
+            ["...", { stat = "p99" }],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 0, y = 6, width = 12, height = 6
+        properties = {
+          title  = "Queue depth and DLQ"
+          region = local.region
+          stat   = "Maximum"
+          period = 60
+          metrics = [
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.queue_name],
+            [".", "ApproximateNumberOfMessagesNotVisible", ".", "."],
+            [".", "ApproximateNumberOfMessagesVisible", ".", var.dlq_name],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 6, width = 12, height = 6
+        properties = {
+          title  = "Oldest queued job (s)"
+          region = local.region
+          stat   = "Maximum"
+          period = 60
+          metrics = [
+            ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", var.queue_name],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 0, y = 12, width = 12, height = 6
+        properties = {
+          title  = "Functions: invocations, errors, throttles"
+          region = local.region
+          stat   = "Sum"
+          period = 60
+          metrics = [
+            ["AWS/Lambda", "Invocations", "FunctionName", var.api_function_name],
+            [".", "Errors", ".", "."],
+            [".", "Invocations", ".", var.worker_function_name],
+            [".", "Errors", ".", "."],
+            [".", "Throttles", ".", "."],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 12, width = 12, height = 6
+        properties = {
+          title  = "Function duration (p99, ms)"
+          region = local.region
+          stat   = "p99"
+          period = 60
+          metrics = [
+            ["AWS/Lambda", "Duration", "FunctionName", var.api_function_name],
+            ["...", var.worker_function_name],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 0, y = 18, width = 24, height = 6
+        properties = {
+          title  = "Jobs (application metrics)"
+          region = local.region
+          stat   = "Sum"
+          period = 300
+          metrics = [
+            [var.metrics_namespace, "JobsSubmitted", "service", "jobs-api"],
+            [var.metrics_namespace, "JobsCompleted", "service", "jobs-worker"],
+            [var.metrics_namespace, "JobsFailed", "service", "jobs-worker"],
+          ]
+        }
+      },
+    ]
+  })
+}

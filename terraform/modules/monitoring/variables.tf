@@ -1,0 +1,88 @@
+variable "name_prefix" {
+  description = "Prefix of every resource name, e.g. \"jobs-dev\"."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 3-32 characters of lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "queue_name" {
+  description = "Name of the jobs queue."
+  type        = string
+}
+
+variable "dlq_name" {
+  description = "Name of the dead-letter queue."
+  type        = string
+}
+
+variable "api_function_name" {
+  description = "Name of the api Lambda function."
+  type        = string
+}
+
+variable "worker_function_name" {
+  description = "Name of the worker Lambda function."
+  type        = string
+}
+
+variable "rest_api_name" {
+  description = "Name of the REST API (the ApiName metric dimension)."
+  type        = string
+}
+
+variable "stage_name" {
+  description = "Name of the API stage (the Stage metric dimension)."
+  type        = string
+}
+
+variable "metrics_namespace" {
+  description = "Namespace of the application metrics (POWERTOOLS_METRICS_NAMESPACE)."
+  type        = string
+}
+
+variable "oldest_message_age_threshold_seconds" {
+  description = "Alarm when the oldest queued job is older than this many seconds."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.oldest_message_age_threshold_seconds >= 60
+    error_message = "oldest_message_age_threshold_seconds must be at least 60."
+  }
+}
+
+variable "alarm_period_seconds" {
+  description = "Evaluation period of every alarm in seconds."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = contains([60, 300, 900, 3600], var.alarm_period_seconds)
+    error_message = "alarm_period_seconds must be 60, 300, 900 or 3600."
+  }
+}
+
+variable "create_alarm_topic" {
+  description = "Create an SNS topic (with its own KMS key) that every alarm notifies."
+  type        = bool
+  default     = false
+}
+
+variable "alarm_email" {
+  description = "E-mail address subscribed to the alarm topic (needs create_alarm_topic); null for none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alarm_email))
+    error_message = "alarm_email must be an e-mail address or null."
+  }
+
+  validation {
+    condition     = var.alarm_email == null || var.create_alarm_topic
+    error_message = "alarm_email needs create_alarm_topic = true."
+  }
+}

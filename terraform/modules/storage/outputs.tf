@@ -1,0 +1,24 @@
+output "table_name" {
+  description = "Name of the jobs DynamoDB table."
+  value       = aws_dynamodb_table.jobs.name
+}
+
+output "table_arn" {
+  description = "ARN of the jobs DynamoDB table."
+  value       = aws_dynamodb_table.jobs.arn
+}
+
+output "table_index_arns" {
+  description = "ARNs covering the table's secondary indexes (for Query permissions)."
+  value       = ["${aws_dynamodb_table.jobs.arn}/index/*"]
+}
+
+output "bucket_name" {
+  description = "Name of the results S3 bucket."
+  value       = aws_s3_bucket.results.id
+}
+
+output "bucket_arn" {
+  description = "ARN of the results S3 bucket."
+  value       = aws_s3_bucket.results.arn
+}

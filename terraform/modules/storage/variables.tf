@@ -1,0 +1,49 @@
+variable "name_prefix" {
+  description = "Prefix of every resource name, e.g. \"jobs-dev\"."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 3-32 characters of lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Protect the jobs table from deletion (turn off before destroying the environment)."
+  type        = bool
+  default     = true
+}
+
+variable "point_in_time_recovery" {
+  description = "Enable DynamoDB point-in-time recovery on the jobs table."
+  type        = bool
+  default     = true
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key for the table and the bucket; null uses the AWS managed keys."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>) or null."
+  }
+}
+
+variable "result_retention_days" {
+  description = "Days after which result objects expire from the bucket."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.result_retention_days >= 1 && floor(var.result_retention_days) == var.result_retention_days
+    error_message = "result_retention_days must be a whole number of days, at least 1."
+  }
+}
+
+variable "force_destroy" {
+  description = "Allow destroying the results bucket while it still holds objects (throwaway environments only)."
+  type        = bool
+  default     = false
+}

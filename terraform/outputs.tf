@@ -1,0 +1,119 @@
+output "api_url" {
+  description = "Invoke URL of the API stage (append /job or /jobs)."
+  value       = module.api.invoke_url
+}
+
+output "rest_api_id" {
+  description = "Id of the REST API."
+  value       = module.api.rest_api_id
+}
+
+output "stage_name" {
+  description = "Name of the API stage."
+  value       = module.api.stage_name
+}
+
+output "table_name" {
+  description = "Jobs DynamoDB table."
+  value       = module.storage.table_name
+}
+
+output "bucket_name" {
+  description = "Results S3 bucket."
+  value       = module.storage.bucket_name
+}
+
+output "queue_url" {
+  description = "Jobs SQS queue URL."
+  value       = module.queue.queue_url
+}
+
+output "dlq_url" {
+  description = "Dead-letter queue URL."
+  value       = module.queue.dlq_url
+}
+
+output "api_function_name" {
+  description = "Name of the api Lambda function."
+  value       = module.compute.api_function_name
+}
+
+output "worker_function_name" {
+  description = "Name of the worker Lambda function."
+  value       = module.compute.worker_function_name
+}
+
+output "api_log_group" {
+  description = "Log group of the api function."
+  value       = module.compute.api_log_group
+}
+
+output "worker_log_group" {
+  description = "Log group of the worker function."
+  value       = module.compute.worker_log_group
+}
+
+output "api_access_log_group" {
+  description = "Log group of the API stage's access logs."
+  value       = module.api.access_log_group
+}
+
+output "user_pool_id" {
+  description = "Cognito user pool the API trusts."
+  value       = module.identity.user_pool_id
+}
+
+output "user_pool_arn" {
+  description = "ARN of that user pool."
+  value       = module.identity.user_pool_arn
+}
+
+output "user_pool_client_id" {
+  description = "App client id tokens must be issued to."
+  value       = module.identity.app_client_id
+}
+
+output "user_pool_created" {
+  description = "Whether this stack created the user pool (true when the env gives none)."
+  value       = module.identity.created
+}
+
+output "issuer_url" {
+  description = "Issuer (iss) of the pool's tokens."
+  value       = module.identity.issuer_url
+}
+
+output "region" {
+  description = "AWS region of the stack."
+  value       = var.region
+}
+
+output "name_prefix" {
+  description = "Prefix of every resource name."
+  value       = local.name_prefix
+}
+
+output "visibility_timeout_seconds" {
+  description = "Visibility timeout of the jobs queue."
+  value       = module.queue.visibility_timeout_seconds
+}
+
+output "max_receive_count" {
+  description = "Deliveries before a job message moves to the DLQ."
+  value       = module.queue.max_receive_count
+}
+
+output "event_source_mapping_uuid" {
+  description = "UUID of the SQS -> worker event source mapping."
+  value       = module.compute.event_source_mapping_uuid
+}
+
+output "alarm_topic_arn" {
+  description = "Alarm SNS topic, or null."
+  value       = module.monitoring.alarm_topic_arn
+}
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard of the stack."
+  value       = module.monitoring.dashboard_name
+}

@@ -1,0 +1,275 @@
+# ---------------------------------------------------------------------------------------
+# Identity of the environment
+# ---------------------------------------------------------------------------------------
+
+variable "project" {
+  description = "Project name: the first part of every resource name and the `project` tag."
+  type        = string
+  default     = "jobs"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,19}$", var.project))
+    error_message = "project must be 2-20 characters of lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "env" {
+  description = "Environment name (dev, prod, local, ...): the second part of every name, the API stage and the `env` tag."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,11}$", var.env))
+    error_message = "env must be 2-12 lowercase letters and digits, starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "AWS region of the stack."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
+    error_message = "region must be an AWS region name such as us-east-1."
+  }
+}
+
+variable "extra_tags" {
+  description = "Tags added to every resource besides project and env."
+  type        = map(string)
+  default     = {}
+}
+
+variable "aws_endpoint_url" {
+  description = "Embedded backend only: the endpoint (e.g. http://127.0.0.1:5000) every AWS service is called at. null (the default) talks to AWS."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.aws_endpoint_url == null || can(regex("^https?://[^/]+/?$", var.aws_endpoint_url))
+    error_message = "aws_endpoint_url must be a URL such as http://127.0.0.1:5000, or null."
+  }
+}
+
+# ---------------------------------------------------------------------------------------
+# Cognito: the environment's existing pool (all three), or none to create one
+# ---------------------------------------------------------------------------------------
+
+variable "cognito_user_pool_arn" {
+  description = "ARN of the existing Cognito user pool whose tokens the API accepts; null creates a pool and app client."
+  type        = string
+  default     = null
+}
+
+variable "cognito_issuer_url" {
+  description = "Issuer URL of that pool: https://cognito-idp.<region>.amazonaws.com/<pool id>."
+  type        = string
+  default     = null
+}
+
+variable "cognito_app_client_id" {
+  description = "App client id the API accepts tokens from (checked by the function against aud/client_id)."
+  type        = string
+  default     = null
+}
+
+variable "cors_allowed_origins" {
+  description = "Origins allowed to call the API from a browser; [\"*\"] allows any."
+  type        = list(string)
+  default     = ["*"]
+}
+
+# ---------------------------------------------------------------------------------------
+# Lambda code and sizing
+# ---------------------------------------------------------------------------------------
+
+variable "api_zip_path" {
+  description = "Path of build/api.zip (relative to the terraform/ folder, or absolute)."
+  type        = string
+  default     = "../build/api.zip"
+}
+
+variable "worker_zip_path" {
+  description = "Path of build/worker.zip (relative to the terraform/ folder, or absolute)."
+  type        = string
+  default     = "../build/worker.zip"
+}
+
+variable "lambda_runtime" {
+  description = "Lambda runtime of both functions."
+  type        = string
+  default     = "python3.12"
+}
+
+variable "lambda_architecture" {
+  description = "Instruction set of both functions (arm64 or x86_64); package the zips for the same one."
+  type        = string
+  default     = "arm64"
+}
+
+variable "api_memory_mb" {
+  description = "Memory of the api function in MB."
+  type        = number
+  default     = 256
+}
+
+variable "api_timeout_seconds" {
+  description = "Timeout of the api function in seconds (at most 29)."
+  type        = number
+  default     = 10
+}
+
+variable "api_reserved_concurrency" {
+  description = "Reserved concurrency of the api function; -1 = unreserved."
+  type        = number
+  default     = -1
+}
+
+variable "worker_memory_mb" {
+  description = "Memory of the worker function in MB."
+  type        = number
+  default     = 512
+}
+
+variable "worker_timeout_seconds" {
+  description = "Timeout of the worker function in seconds; the queue's visibility timeout is 6x this + the batching window."
+  type        = number
+  default     = 60
+}
+
+variable "worker_reserved_concurrency" {
+  description = "Reserved concurrency of the worker function; -1 = unreserved."
+  type        = number
+  default     = -1
+}
+
+variable "worker_batch_size" {
+  description = "Messages per worker invocation."
+  type        = number
+  default     = 10
+}
+
+variable "worker_batching_window_seconds" {
+  description = "Seconds the event source mapping may wait to fill a batch."
+  type        = number
+  default     = 0
+}
+
+variable "worker_max_concurrency" {
+  description = "Maximum concurrent worker invocations started by the SQS mapping (2-1000)."
+  type        = number
+  default     = 5
+}
+
+variable "log_level" {
+  description = "POWERTOOLS_LOG_LEVEL of both functions."
+  type        = string
+  default     = "INFO"
+}
+
+# ---------------------------------------------------------------------------------------
+# Queue, retention, API limits
+# ---------------------------------------------------------------------------------------
+
+variable "max_receive_count" {
+  description = "Deliveries of a job message before it moves to the DLQ; the worker marks the job FAILED on this attempt."
+  type        = number
+  default     = 3
+}
+
+variable "queue_message_retention_seconds" {
+  description = "How long the jobs queue keeps an unprocessed message."
+  type        = number
+  default     = 345600
+}
+
+variable "job_retention_days" {
+  description = "Days after creation when job records expire (DynamoDB TTL)."
+  type        = number
+  default     = 30
+}
+
+variable "result_retention_days" {
+  description = "Days after which result files expire from the bucket."
+  type        = number
+  default     = 30
+}
+
+variable "result_url_ttl_seconds" {
+  description = "Lifetime of the presigned result_url returned for a COMPLETE job."
+  type        = number
+  default     = 900
+}
+
+variable "api_throttling_rate_limit" {
+  description = "Steady-state requests per second on the API stage."
+  type        = number
+  default     = 50
+}
+
+variable "api_throttling_burst_limit" {
+  description = "Request burst allowed on the API stage."
+  type        = number
+  default     = 100
+}
+
+variable "api_execution_logging_level" {
+  description = "API Gateway execution logging: OFF, ERROR or INFO."
+  type        = string
+  default     = "ERROR"
+}
+
+variable "manage_api_gateway_cloudwatch_role" {
+  description = "Create the account-wide role API Gateway logs through (one stack per account and region should)."
+  type        = bool
+  default     = false
+}
+
+variable "log_retention_days" {
+  description = "Retention of every log group in days."
+  type        = number
+  default     = 30
+}
+
+# ---------------------------------------------------------------------------------------
+# Data protection
+# ---------------------------------------------------------------------------------------
+
+variable "deletion_protection" {
+  description = "Protect the jobs table (and a created user pool) from deletion."
+  type        = bool
+  default     = true
+}
+
+variable "point_in_time_recovery" {
+  description = "DynamoDB point-in-time recovery on the jobs table."
+  type        = bool
+  default     = true
+}
+
+variable "force_destroy_bucket" {
+  description = "Let destroy delete the results bucket with its objects (throwaway environments only)."
+  type        = bool
+  default     = false
+}
+
+# ---------------------------------------------------------------------------------------
+# Monitoring
+# ---------------------------------------------------------------------------------------
+
+variable "create_alarm_topic" {
+  description = "Create an SNS topic that every alarm notifies."
+  type        = bool
+  default     = false
+}
+
+variable "alarm_email" {
+  description = "E-mail subscribed to the alarm topic; null for none."
+  type        = string
+  default     = null
+}
+
+variable "oldest_message_age_alarm_seconds" {
+  description = "Alarm when the oldest queued job waits longer than this."
+  type        = number
+  default     = 900
+}
