@@ -17,7 +17,7 @@ What it reads (all read-only):
   Idempotency records (owner ``<sub>#idempotency``) are left out.
 - **Alarms**: ``DescribeAlarms``, keeping the alarms whose dimensions name one of this
   stack's queues, functions, table or API, or whose name starts with the stack's name
-  prefix (what its two function names share, e.g. ``jobs-dev-``).
+  prefix (the ``name_prefix`` output, else what its two function names share, e.g. ``jobs-dev-``).
 """
 
 from __future__ import annotations
@@ -255,8 +255,10 @@ def collect(
     for key in ("rest_api_id", "api_name", "stage_name"):
         if isinstance(outputs.get(key), str):
             names.add(outputs[key])
+    if alarm_prefix is None and isinstance(outputs.get("name_prefix"), str) and outputs["name_prefix"]:
+        alarm_prefix = f"{outputs['name_prefix']}-"
     if alarm_prefix is None:
-        # the stack's name prefix: what its function names share (e.g. "jobs-dev-")
+        # else the stack's name prefix is what its function names share (e.g. "jobs-dev-")
         shared = os.path.commonprefix([api_fn, worker_fn])  # noqa: RUF071 - a string prefix on purpose
         alarm_prefix = shared if len(shared) >= 3 and shared.endswith(("-", "_")) else None
     prefixes = (alarm_prefix,) if alarm_prefix else ()
