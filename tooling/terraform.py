@@ -17,8 +17,9 @@
   installs from the registry as usual.
 * **embedded backend**: ``endpoint_url`` is passed as ``TF_VAR_aws_endpoint_url``; only then
   does the root module point the provider at it. Without it the runner removes any
-  ``AWS_ENDPOINT_URL*`` from terraform's environment, so a stray setting can never send a
-  real environment's deploy elsewhere.
+  ``AWS_ENDPOINT_URL*`` (and an inherited ``TF_VAR_aws_endpoint_url``) from terraform's
+  environment, so a stray setting can never send a real environment's deploy elsewhere.
+  ``extra_env`` (e.g. credentials, ``TF_PROVIDER_MIRROR``) is applied before the mirror lookup.
 
 python-terraform 0.10.1 predates Terraform 1.x; this module works around it: ``destroy``
 uses ``-auto-approve`` (not the removed ``-force``), ``apply`` never passes a directory
@@ -366,9 +367,11 @@ class TerraformRunner:
 
     def environment(self) -> dict[str, str]:
         """The environment terraform runs with."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TF_VAR_")}
+        # The endpoint is this runner's decision alone: never inherited from the caller.
+        env = {k: v for k, v in os.environ.items() if k != "TF_VAR_aws_endpoint_url"}
         if self.endpoint_url is None:
             env = {k: v for k, v in env.items() if not k.startswith("AWS_ENDPOINT_URL")}
+        env.update(self.extra_env)
         env.update(
             {
                 "TF_DATA_DIR": str(self.data_dir),
@@ -384,7 +387,6 @@ class TerraformRunner:
             env.pop("TF_CLI_CONFIG_FILE")  # a dangling setting only produces warnings
         if self.endpoint_url is not None:
             env["TF_VAR_aws_endpoint_url"] = self.endpoint_url
-        env.update(self.extra_env)
         return env
 
     def _prepare_overlay(self) -> None:

@@ -41,6 +41,10 @@ resource "aws_api_gateway_rest_api" "this" {
   endpoint_configuration {
     types = ["REGIONAL"]
   }
+
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "aws_api_gateway_authorizer" "cognito" {
@@ -95,10 +99,11 @@ resource "aws_api_gateway_method" "options" {
   #checkov:skip=CKV_AWS_59:CORS preflight (OPTIONS) must be unauthenticated; the function answers it without touching data.
   for_each = local.paths
 
-  rest_api_id   = aws_api_gateway_rest_api.this.id
-  resource_id   = aws_api_gateway_resource.path[each.key].id
-  http_method   = "OPTIONS"
-  authorization = "NONE"
+  rest_api_id          = aws_api_gateway_rest_api.this.id
+  resource_id          = aws_api_gateway_resource.path[each.key].id
+  http_method          = "OPTIONS"
+  authorization        = "NONE"
+  request_validator_id = aws_api_gateway_request_validator.params.id
 }
 
 resource "aws_api_gateway_integration" "options" {

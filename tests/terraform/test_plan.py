@@ -1,0 +1,130 @@
+"""Offline init through the mirror setting, validate, and plans of dev and prod against the
+embedded backend (test credentials, the placeholder pool inputs of their tfvars, backend
+disabled): the plans create the stack the code's contract describes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.terraform.contract import (
+    DEFAULT_ARCHITECTURE,
+    ENV_VARS,
+    HANDLERS,
+    RUNTIME,
+    planned_change,
+    planned_resources,
+)
+from tooling.terraform import discover_provider_mirror
+
+pytestmark = pytest.mark.terraform
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tfvars(env: str) -> dict[str, str]:
+    text = (ROOT / "environments" / f"{env}.tfvars").read_text()
+    return {k: v.strip().strip('"') for k, v in re.findall(r"^(\w+)\s*=\s*(.+?)\s*$", text, re.M)}
+
+
+def test_offline_init_through_the_mirror_setting_then_validate(make_runner, tmp_path):
+    mirror = discover_provider_mirror()
+    assert mirror is not None
+    runner = make_runner("dev", work_root=tmp_path, extra_env={"TF_PROVIDER_MIRROR": str(mirror)})
+    runner.init()
+    config = (tmp_path / "terraformrc").read_text()
+    assert f'"{mirror}"' in config
+    installed = list((runner.data_dir / "providers" / "registry.terraform.io" / "hashicorp" / "aws").iterdir())
+    assert [p.name for p in installed] and all(p.name.startswith("5.") for p in installed)
+    result = runner.validate()
+    assert result["valid"] is True and result["error_count"] == 0
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def env_plan(request, make_runner, tmp_path_factory):
+    env = request.param
+    runner = make_runner(env)
+    runner.init()
+    plan_file = tmp_path_factory.mktemp(f"plan-{env}") / f"{env}.tfplan"
+    summary = runner.plan(out=plan_file)
+    return env, summary, runner.show_plan(plan_file)
+
+
+def test_plan_creates_the_stack_and_nothing_else(env_plan):
+    _env, summary, plan = env_plan
+    assert summary.has_changes and summary.add > 40
+    assert (summary.change, summary.destroy) == (0, 0)
+    actions = {tuple(rc["change"]["actions"]) for rc in plan["resource_changes"]}
+    assert actions <= {("create",), ("no-op",), ("read",)}
+
+
+def test_plan_uses_the_env_user_pool_and_creates_none(env_plan):
+    env, _, plan = env_plan
+    resources = planned_resources(plan)
+    assert not [a for a in resources if "aws_cognito_user_pool" in a]
+    authorizer = resources["module.api.aws_api_gateway_authorizer.cognito"]
+    assert authorizer["provider_arns"] == [tfvars(env)["cognito_user_pool_arn"]]
+    assert authorizer["type"] == "COGNITO_USER_POOLS"
+    outputs = plan["planned_values"]["outputs"]
+    assert outputs["user_pool_client_id"]["value"] == tfvars(env)["cognito_app_client_id"]
+    assert outputs["issuer_url"]["value"] == tfvars(env)["cognito_issuer_url"]
+    assert outputs["user_pool_id"]["value"] == tfvars(env)["cognito_user_pool_arn"].split("/")[1]
+
+
+def test_plan_functions_follow_the_contract(env_plan):
+    env, _, plan = env_plan
+    resources = planned_resources(plan)
+    settings = tfvars(env)
+    for name, handler in HANDLERS.items():
+        fn = resources[f'module.compute.aws_lambda_function.function["{name}"]']
+        assert fn["function_name"] == f"jobs-{env}-{name}"
+        assert fn["handler"] == handler
+        assert fn["runtime"] == RUNTIME
+        assert fn["architectures"] == [settings.get("lambda_architecture", DEFAULT_ARCHITECTURE)]
+        assert fn["tracing_config"] == [{"mode": "Active"}]
+        assert fn["logging_config"][0]["log_format"] == "JSON"
+        # The environment map holds the queue URL, known only after apply: its names and values
+        # are checked on the applied stack (test_apply_local.py).
+        after, unknown = planned_change(plan, f'module.compute.aws_lambda_function.function["{name}"]')
+        assert unknown["environment"] == [{"variables": True}] or set(after["environment"][0]["variables"]) == ENV_VARS
+        assert fn["reserved_concurrent_executions"] == int(settings[f"{name}_reserved_concurrency"])
+
+
+def test_plan_storage_and_queue_follow_the_contract(env_plan):
+    env, _, plan = env_plan
+    resources = planned_resources(plan)
+    settings = tfvars(env)
+    table = resources["module.storage.aws_dynamodb_table.jobs"]
+    assert (table["hash_key"], table["range_key"], table["billing_mode"]) == ("owner_id", "job_id", "PAY_PER_REQUEST")
+    assert table["deletion_protection_enabled"] is (settings["deletion_protection"] == "true")
+    [gsi] = table["global_secondary_index"]
+    assert (gsi["name"], gsi["hash_key"], gsi["range_key"], gsi["projection_type"]) == (
+        "by_owner_status",
+        "owner_status",
+        "job_id",
+        "ALL",
+    )
+    assert table["ttl"] == [{"attribute_name": "expires_at", "enabled": True}]
+    assert table["point_in_time_recovery"][0]["enabled"] is True
+    queue = resources["module.queue.aws_sqs_queue.jobs"]
+    timeout, window = int(settings["worker_timeout_seconds"]), int(settings["worker_batching_window_seconds"])
+    assert queue["visibility_timeout_seconds"] == 6 * timeout + window
+    assert resources["module.queue.aws_sqs_queue.dlq"]["message_retention_seconds"] == 14 * 24 * 3600
+    esm = resources["module.compute.aws_lambda_event_source_mapping.worker"]
+    assert esm["function_response_types"] == ["ReportBatchItemFailures"]
+    assert esm["batch_size"] == int(settings["worker_batch_size"])
+    assert esm["scaling_config"] == [{"maximum_concurrency": int(settings["worker_max_concurrency"])}]
+    bucket = resources["module.storage.aws_s3_bucket.results"]
+    assert bucket["force_destroy"] is (settings["force_destroy_bucket"] == "true")
+    rule = resources["module.storage.aws_s3_bucket_lifecycle_configuration.results"]["rule"][0]
+    assert rule["expiration"][0]["days"] == int(settings["result_retention_days"])
+
+
+def test_plan_tags_every_resource_with_project_and_env(env_plan):
+    env, _, plan = env_plan
+    for address, values in planned_resources(plan).items():
+        if "tags_all" in values and values["tags_all"] is not None:
+            assert values["tags_all"].get("project") == "jobs", address
+            assert values["tags_all"].get("env") == env, address
