@@ -35,9 +35,10 @@ def empty_bucket(s3: Any, bucket: str, progress: Callable[[int], None] | None = 
             errors = answer.get("Errors", [])
             if errors:
                 first = errors[0]
+                version = f" (version {first['VersionId']})" if first.get("VersionId") else ""
                 raise OperatorError(
-                    f"could not delete s3://{bucket}/{first.get('Key')} "
-                    f"(version {first.get('VersionId')}): {first.get('Code')} {first.get('Message')}",
+                    f"could not delete s3://{bucket}/{first.get('Key')}{version}: "
+                    f"{first.get('Code')} {first.get('Message')}",
                     "check your permissions on the bucket (s3:DeleteObjectVersion) and retry",
                 )
             deleted += len(chunk)

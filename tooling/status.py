@@ -131,7 +131,12 @@ def queue_status(sqs: Any, cloudwatch: Any, label: str, url: str) -> QueueStatus
 
 def function_status(lambda_client: Any, label: str, name: str) -> FunctionStatus:
     config = lambda_client.get_function(FunctionName=name)["Configuration"]
-    mappings = lambda_client.list_event_source_mappings(FunctionName=name).get("EventSourceMappings", [])
+    # by name, then by ARN: the embedded backend matches a mapping only by the form it was made
+    # with (AWS takes either)
+    mappings: dict[str, dict[str, Any]] = {}
+    for target in dict.fromkeys([name, str(config.get("FunctionArn") or name)]):
+        for mapping in lambda_client.list_event_source_mappings(FunctionName=target).get("EventSourceMappings", []):
+            mappings.setdefault(str(mapping.get("UUID")), mapping)
     return FunctionStatus(
         label=label,
         name=name,
@@ -141,7 +146,7 @@ def function_status(lambda_client: Any, label: str, name: str) -> FunctionStatus
         code_sha256=str(config.get("CodeSha256", "?")),
         runtime=str(config.get("Runtime", "?")),
         event_source_states=[
-            f"{m.get('EventSourceArn', '?').rsplit(':', 1)[-1]}: {m.get('State', '?')}" for m in mappings
+            f"{m.get('EventSourceArn', '?').rsplit(':', 1)[-1]}: {m.get('State', '?')}" for m in mappings.values()
         ],
     )
 

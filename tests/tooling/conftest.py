@@ -115,9 +115,9 @@ def seeded_stack(access, unique) -> dict[str, str]:
         )
         logs.create_log_group(logGroupName=f"/aws/lambda/{name}")
         functions[label] = name
-    lam.create_event_source_mapping(
+    lam.create_event_source_mapping(  # by ARN, as terraform makes it
         EventSourceArn=arn(queue_url),
-        FunctionName=functions["worker"],
+        FunctionName=lam.get_function(FunctionName=functions["worker"])["Configuration"]["FunctionArn"],
         BatchSize=10,
     )
     return {
