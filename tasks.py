@@ -134,7 +134,7 @@ def events(c: Context, env: str = "", limit: int = 1) -> None:
     }
 )
 @friendly_errors
-def smoke(c: Context, env: str = "", timeout: float = 120.0, create_user: bool = False, api_url: str = "") -> None:
+def smoke(c: Context, env: str = "", timeout: int = 120, create_user: bool = False, api_url: str = "") -> None:
     """Run one real job through the API and check it end to end; one-line verdict, exit 0 on success.
 
     Credentials: SMOKE_USERNAME/SMOKE_PASSWORD, or --create-user.
