@@ -1,0 +1,223 @@
+"""apply local.tfvars on the embedded backend: the stack is what the contract says, a second
+`plan -detailed-exitcode` reports no changes, and destroy leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.terraform.contract import ENV_VARS, HANDLERS, RUNTIME, SERVICE_NAMES
+from tooling.packaging import code_sha256
+
+pytestmark = [pytest.mark.terraform, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUTS = {
+    "api_url",
+    "rest_api_id",
+    "stage_name",
+    "table_name",
+    "bucket_name",
+    "queue_url",
+    "dlq_url",
+    "api_function_name",
+    "worker_function_name",
+    "api_log_group",
+    "worker_log_group",
+    "user_pool_id",
+    "user_pool_client_id",
+    "issuer_url",
+    "region",
+}
+LOCAL = {
+    k: v.strip().strip('"')
+    for k, v in re.findall(r"^(\w+)\s*=\s*(.+?)\s*$", (ROOT / "environments" / "local.tfvars").read_text(), re.M)
+}
+
+
+@pytest.fixture(scope="module")
+def local_stack(make_runner):
+    """The local environment applied; destroyed at the end if a test did not."""
+    runner = make_runner("local")
+    runner.init()
+    runner.apply()
+    yield runner, runner.output()
+    if runner.state_resources():
+        runner.destroy()
+
+
+def test_outputs(local_stack):
+    runner, outputs = local_stack
+    assert set(outputs) >= OUTPUTS
+    assert all(outputs[name] not in (None, "") for name in OUTPUTS)
+    assert outputs["stage_name"] == "local" and outputs["region"] == "us-east-1"
+    assert outputs["user_pool_created"] is True
+    assert outputs["issuer_url"] == f"https://cognito-idp.us-east-1.amazonaws.com/{outputs['user_pool_id']}"
+    assert outputs["api_url"].endswith(f"{outputs['rest_api_id']}.execute-api.us-east-1.amazonaws.com/local")
+    assert runner.state_file.is_file(), "local keeps local state"
+
+
+def test_functions_match_the_contract_and_the_zips(local_stack, aws, lambda_zips):
+    _, outputs = local_stack
+    lam = aws("lambda")
+    for name, handler in HANDLERS.items():
+        config = lam.get_function_configuration(FunctionName=outputs[f"{name}_function_name"])
+        assert config["Handler"] == handler
+        assert config["Runtime"] == RUNTIME
+        assert config["Architectures"] == [LOCAL["lambda_architecture"]]
+        assert config["TracingConfig"]["Mode"] == "Active"
+        assert config["LoggingConfig"] == {"LogFormat": "JSON", "LogGroup": outputs[f"{name}_log_group"]}
+        assert config["CodeSha256"] == code_sha256(lambda_zips[name])
+        variables = config["Environment"]["Variables"]
+        assert set(variables) == ENV_VARS
+        assert variables == {
+            "JOBS_TABLE_NAME": outputs["table_name"],
+            "RESULTS_BUCKET_NAME": outputs["bucket_name"],
+            "JOBS_QUEUE_URL": outputs["queue_url"],
+            "ALLOWED_CLIENT_ID": outputs["user_pool_client_id"],
+            "CORS_ALLOWED_ORIGINS": "*",
+            "MAX_RECEIVE_COUNT": LOCAL["max_receive_count"],
+            "JOB_RETENTION_DAYS": LOCAL["job_retention_days"],
+            "RESULT_URL_TTL_SECONDS": LOCAL["result_url_ttl_seconds"],
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAMES[name],
+            "POWERTOOLS_METRICS_NAMESPACE": "jobs-local",
+            "POWERTOOLS_LOG_LEVEL": LOCAL["log_level"],
+        }
+    mapping = lam.get_event_source_mapping(UUID=outputs["event_source_mapping_uuid"])
+    assert mapping["FunctionArn"].endswith(f":function:{outputs['worker_function_name']}")
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == int(LOCAL["worker_batch_size"])
+    assert mapping["MaximumBatchingWindowInSeconds"] == int(LOCAL["worker_batching_window_seconds"])
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": int(LOCAL["worker_max_concurrency"])}
+    queue_arn = aws("sqs").get_queue_attributes(QueueUrl=outputs["queue_url"], AttributeNames=["QueueArn"])
+    assert mapping["EventSourceArn"] == queue_arn["Attributes"]["QueueArn"]
+
+
+def test_roles_are_least_privilege_on_exact_arns(local_stack, aws):
+    iam = aws("iam")
+    documents = {}
+    for name in ("api", "worker"):
+        role = f"jobs-local-{name}-role"
+        [policy_name] = iam.list_role_policies(RoleName=role)["PolicyNames"]
+        doc = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+        documents[name] = doc if isinstance(doc, dict) else json.loads(doc)
+        assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+    for name, doc in documents.items():
+        for statement in doc["Statement"]:
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            if resources == ["*"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                assert all(a.startswith("xray:") for a in actions), (name, statement)
+    api_actions = {
+        a
+        for s in documents["api"]["Statement"]
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+    worker_actions = {
+        a
+        for s in documents["worker"]["Statement"]
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+    assert "sqs:SendMessage" in api_actions and "sqs:ReceiveMessage" not in api_actions
+    assert "s3:GetObject" in api_actions and "s3:PutObject" not in api_actions
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "s3:PutObject", "dynamodb:UpdateItem"} <= worker_actions
+    assert "sqs:SendMessage" not in worker_actions and "dynamodb:DeleteItem" not in worker_actions
+
+
+def test_storage_and_queues(local_stack, aws):
+    _, outputs = local_stack
+    table = aws("dynamodb").describe_table(TableName=outputs["table_name"])["Table"]
+    assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"owner_id": "HASH", "job_id": "RANGE"}
+    [gsi] = table["GlobalSecondaryIndexes"]
+    assert gsi["IndexName"] == "by_owner_status" and gsi["Projection"]["ProjectionType"] == "ALL"
+    assert {k["AttributeName"]: k["KeyType"] for k in gsi["KeySchema"]} == {"owner_status": "HASH", "job_id": "RANGE"}
+    ttl = aws("dynamodb").describe_time_to_live(TableName=outputs["table_name"])["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+
+    s3 = aws("s3")
+    bucket = outputs["bucket_name"]
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values()) and len(block) == 4
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    [deny] = policy["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    [lifecycle] = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert lifecycle["Expiration"]["Days"] == int(LOCAL["result_retention_days"])
+    assert lifecycle["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
+
+    sqs = aws("sqs")
+    attrs = sqs.get_queue_attributes(QueueUrl=outputs["queue_url"], AttributeNames=["All"])["Attributes"]
+    timeout, window = int(LOCAL["worker_timeout_seconds"]), int(LOCAL["worker_batching_window_seconds"])
+    assert int(attrs["VisibilityTimeout"]) == 6 * timeout + window
+    redrive = json.loads(attrs["RedrivePolicy"])
+    dlq = sqs.get_queue_attributes(QueueUrl=outputs["dlq_url"], AttributeNames=["All"])["Attributes"]
+    assert redrive == {"deadLetterTargetArn": dlq["QueueArn"], "maxReceiveCount": int(LOCAL["max_receive_count"])}
+    assert int(dlq["MessageRetentionPeriod"]) == 14 * 24 * 3600
+    assert json.loads(dlq["RedriveAllowPolicy"]) == {
+        "redrivePermission": "byQueue",
+        "sourceQueueArns": [attrs["QueueArn"]],
+    }
+    assert attrs["SqsManagedSseEnabled"] == "true"
+
+
+def test_rest_api_and_user_pool(local_stack, aws):
+    _, outputs = local_stack
+    apigw = aws("apigateway")
+    api_id = outputs["rest_api_id"]
+    [authorizer] = apigw.get_authorizers(restApiId=api_id)["items"]
+    pool_arn = aws("cognito-idp").describe_user_pool(UserPoolId=outputs["user_pool_id"])["UserPool"]["Arn"]
+    assert authorizer["type"] == "COGNITO_USER_POOLS" and authorizer["providerARNs"] == [pool_arn]
+    resources = {r["path"]: r for r in apigw.get_resources(restApiId=api_id)["items"]}
+    assert set(resources["/job"]["resourceMethods"]) == {"POST", "GET", "DELETE", "OPTIONS"}
+    assert set(resources["/jobs"]["resourceMethods"]) == {"GET", "OPTIONS"}
+    for path, method in (("/job", "POST"), ("/job", "GET"), ("/job", "DELETE"), ("/jobs", "GET")):
+        found = apigw.get_method(restApiId=api_id, resourceId=resources[path]["id"], httpMethod=method)
+        assert found["authorizationType"] == "COGNITO_USER_POOLS" and found["authorizerId"] == authorizer["id"]
+        assert found["methodIntegration"]["type"] == "AWS_PROXY"
+        assert outputs["api_function_name"] in found["methodIntegration"]["uri"]
+    get_job = apigw.get_method(restApiId=api_id, resourceId=resources["/job"]["id"], httpMethod="GET")
+    assert get_job["requestParameters"] == {"method.request.querystring.job_id": True}
+    stage = apigw.get_stage(restApiId=api_id, stageName="local")
+    assert stage["tracingEnabled"] is True
+    assert stage["accessLogSettings"]["destinationArn"].endswith(
+        "log-group:/aws/apigateway/jobs-local-api/local/access"
+    )
+    assert json.loads(stage["accessLogSettings"]["format"])["requestId"] == "$context.requestId"
+    responses = {r["responseType"]: r for r in apigw.get_gateway_responses(restApiId=api_id)["items"]}
+    assert (
+        responses["UNAUTHORIZED"]["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
+    )
+    client = aws("cognito-idp").describe_user_pool_client(
+        UserPoolId=outputs["user_pool_id"], ClientId=outputs["user_pool_client_id"]
+    )["UserPoolClient"]
+    assert "ALLOW_USER_PASSWORD_AUTH" in client["ExplicitAuthFlows"]
+    assert not client.get("ClientSecret")
+
+
+def test_second_plan_reports_no_changes(local_stack):
+    runner, _ = local_stack
+    summary = runner.plan(detailed_exitcode=True)
+    assert not summary.has_changes, summary.output[-6000:]
+
+
+def test_destroy_leaves_nothing_behind(local_stack, aws):
+    runner, _ = local_stack
+    runner.destroy()
+    assert runner.state_resources() == []
+    assert aws("dynamodb").list_tables()["TableNames"] == []
+    assert aws("s3").list_buckets()["Buckets"] == []
+    assert aws("sqs").list_queues().get("QueueUrls", []) == []
+    assert aws("lambda").list_functions()["Functions"] == []
+    assert aws("lambda").list_event_source_mappings()["EventSourceMappings"] == []
+    assert aws("apigateway").get_rest_apis()["items"] == []
+    assert aws("cognito-idp").list_user_pools(MaxResults=60)["UserPools"] == []
+    assert [r for r in aws("iam").list_roles()["Roles"] if r["RoleName"].startswith("jobs-local")] == []
+    assert [g for g in aws("logs").describe_log_groups()["logGroups"] if "jobs-local" in g["logGroupName"]] == []
+    assert aws("cloudwatch").describe_alarms()["MetricAlarms"] == []
+    assert aws("cloudwatch").list_dashboards()["DashboardEntries"] == []
