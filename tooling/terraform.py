@@ -416,9 +416,7 @@ class TerraformRunner:
         tf.echo = self.echo
         return tf
 
-    def _run(
-        self, what: str, tf: _Terraform, cmd: str, *args: Any, ok: Iterable[int] = (0,), **options: Any
-    ) -> str:
+    def _run(self, what: str, tf: _Terraform, cmd: str, *args: Any, ok: Iterable[int] = (0,), **options: Any) -> str:
         options.setdefault("no_color", IsFlagged)
         try:
             code, out, err = tf.cmd(cmd, *args, **options)
@@ -451,12 +449,8 @@ class TerraformRunner:
     def fmt_check(self) -> list[str]:
         """Files under terraform/ that `terraform fmt` would change (empty: formatted)."""
         tf = _Terraform(self.terraform_dir, self.environment(), self.terraform_bin, self.timeout)
-        text = self._run(
-            "terraform fmt -check", tf, "fmt", ok=(0, 3), check=IsFlagged, recursive=IsFlagged, list=True
-        )
-        return (
-            [ln.strip() for ln in text.splitlines() if ln.strip().endswith(".tf")] if self._last_code else []
-        )
+        text = self._run("terraform fmt -check", tf, "fmt", ok=(0, 3), check=IsFlagged, recursive=IsFlagged, list=True)
+        return [ln.strip() for ln in text.splitlines() if ln.strip().endswith(".tf")] if self._last_code else []
 
     def init(self, upgrade: bool = False) -> str:
         """terraform init: the env's S3 backend, or local state in the overlay folder."""
@@ -477,9 +471,7 @@ class TerraformRunner:
 
     def validate(self) -> dict[str, Any]:
         """terraform validate -json; raises with the first error when the configuration is invalid."""
-        text = self._run(
-            f"terraform validate ({self.env})", self._tf(), "validate", ok=(0, 1), json=IsFlagged
-        )
+        text = self._run(f"terraform validate ({self.env})", self._tf(), "validate", ok=(0, 1), json=IsFlagged)
         result: dict[str, Any] = json.loads(text[text.index("{") :])
         if not result.get("valid"):
             first: dict[str, Any] = next(iter(result.get("diagnostics", [])), {})
@@ -500,9 +492,7 @@ class TerraformRunner:
             files.append(str(extra))
         return {"var_file": files, "var": None, "input": False}
 
-    def plan(
-        self, out: Path | None = None, destroy: bool = False, detailed_exitcode: bool = True
-    ) -> PlanSummary:
+    def plan(self, out: Path | None = None, destroy: bool = False, detailed_exitcode: bool = True) -> PlanSummary:
         """terraform plan; the summary counts what would be added, changed and destroyed.
 
         With ``detailed_exitcode`` terraform's exit code (0 = no changes, 2 = changes) must
