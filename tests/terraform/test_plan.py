@@ -4,6 +4,7 @@ disabled): the plans create the stack the code's contract describes."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -31,7 +32,9 @@ def tfvars(env: str) -> dict[str, str]:
 
 def test_offline_init_through_the_mirror_setting_then_validate(make_runner, tmp_path):
     mirror = discover_provider_mirror()
-    assert mirror is not None
+    if mirror is None and not os.environ.get("CI"):
+        pytest.skip("no provider mirror on this machine (terraform installs from the registry)")
+    assert mirror is not None, "CI machines carry a provider mirror: discovery must find it"
     runner = make_runner("dev", work_root=tmp_path, extra_env={"TF_PROVIDER_MIRROR": str(mirror)})
     runner.init()
     config = (tmp_path / "terraformrc").read_text()

@@ -58,11 +58,6 @@ def test_discovery_depth_is_bounded(tmp_path):
     assert discover_provider_mirror([str(tmp_path)], depth=3) is None
 
 
-def test_this_machine_has_a_discoverable_mirror():
-    """The offline init tests rely on it; it must be found without a path in the code."""
-    assert discover_provider_mirror() is not None
-
-
 def test_cli_config_installs_aws_from_the_mirror_only(tmp_path):
     config = write_cli_config(tmp_path / "mirror", tmp_path / "rc").read_text()
     assert f'path    = "{tmp_path / "mirror"}"' in config
