@@ -450,7 +450,11 @@ class TerraformRunner:
         """Files under terraform/ that `terraform fmt` would change (empty: formatted)."""
         tf = _Terraform(self.terraform_dir, self.environment(), self.terraform_bin, self.timeout)
         text = self._run("terraform fmt -check", tf, "fmt", ok=(0, 3), check=IsFlagged, recursive=IsFlagged, list=True)
-        return [ln.strip() for ln in text.splitlines() if ln.strip().endswith(".tf")] if self._last_code else []
+        return (
+            [ln.strip() for ln in text.splitlines() if ln.strip().endswith((".tf", ".tfvars"))]
+            if self._last_code
+            else []
+        )
 
     def init(self, upgrade: bool = False) -> str:
         """terraform init: the env's S3 backend, or local state in the overlay folder."""

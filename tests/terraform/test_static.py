@@ -34,13 +34,15 @@ def blocks(text: str, kind: str) -> dict[str, str]:
 
 def test_terraform_fmt_is_clean(make_runner):
     assert make_runner("local").fmt_check() == []
+    assert make_runner("local", terraform_dir=ROOT / "environments").fmt_check() == []
 
 
 def test_fmt_check_reports_unformatted_files(make_runner, tmp_path):
     (tmp_path / "bad.tf").write_text('variable "x" {\ntype=string\n}\n')
     (tmp_path / "good.tf").write_text('variable "y" {\n  type = string\n}\n')
+    (tmp_path / "bad.tfvars").write_text('x   =   "a"\nlonger_name = "b"\n')
     runner = make_runner("local", terraform_dir=tmp_path)
-    assert runner.fmt_check() == ["bad.tf"]
+    assert sorted(runner.fmt_check()) == ["bad.tf", "bad.tfvars"]
 
 
 @pytest.mark.parametrize("module", [TERRAFORM, *MODULES], ids=lambda p: p.name)
