@@ -238,14 +238,16 @@ def throwaway_password() -> str:
 @contextlib.contextmanager
 def throwaway_user(cognito: Any, user_pool_id: str) -> Iterator[tuple[str, str]]:
     """A confirmed user with a permanent password, deleted on exit (also on failure)."""
-    username = f"smoke-{uuid.uuid4().hex[:12]}"
+    # An e-mail address is a valid username both in pools that sign in by e-mail
+    # (username_attributes = ["email"], as the stack's own pool) and in plain-username pools.
+    username = f"smoke-{uuid.uuid4().hex[:12]}@example.com"
     password = throwaway_password()
     cognito.admin_create_user(
         UserPoolId=user_pool_id,
         Username=username,
         MessageAction="SUPPRESS",
         TemporaryPassword=throwaway_password(),
-        UserAttributes=[{"Name": "email", "Value": f"{username}@example.invalid"}],
+        UserAttributes=[{"Name": "email", "Value": username}],
     )
     try:
         cognito.admin_set_user_password(UserPoolId=user_pool_id, Username=username, Password=password, Permanent=True)
