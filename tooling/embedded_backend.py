@@ -137,11 +137,68 @@ def patch_lambda_logging_config() -> None:
     function_cls.update_configuration = update_configuration
 
 
+# The request context a bucket policy's conditions are evaluated against. Clients reach AWS
+# over TLS (the AWS SDKs and the provider always use HTTPS); the embedded backend's plain
+# HTTP on loopback stands in for that connection, so it counts as secure transport.
+S3_POLICY_CONTEXT = {"aws:securetransport": "true"}
+
+
+def _conditions_hold(conditions: dict[str, dict[str, Any]], context: dict[str, str]) -> bool:
+    """Whether every condition of a policy statement holds; an unknown key or operator never does."""
+    for operator, pairs in conditions.items():
+        base = operator.removesuffix("IfExists")
+        for key, expected in pairs.items():
+            actual = context.get(key.lower())
+            if actual is None:
+                return False
+            values = expected if isinstance(expected, list) else [expected]
+            wanted = [str(v).lower() if base == "Bool" else str(v) for v in values]
+            if base in ("Bool", "StringEquals"):
+                holds = actual in wanted
+            elif base == "StringNotEquals":
+                holds = actual not in wanted
+            else:
+                return False
+            if not holds:
+                return False
+    return True
+
+
+def patch_s3_policy_conditions() -> None:
+    """Evaluate a bucket policy's conditions instead of ignoring them.
+
+    moto skips condition operators it does not know (``Bool`` among them), so the stack's
+    TLS-only statement (Deny when ``aws:SecureTransport`` is false) denied every request.
+    Here a statement applies only when its conditions hold for ``S3_POLICY_CONTEXT``; a
+    statement whose conditions cannot be evaluated does not apply.
+    """
+    from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+    from moto.s3 import models as s3_models
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        statements = json.loads(self.policy.decode())["Statement"]
+        permitted = False
+        for statement in statements if isinstance(statements, list) else [statements]:
+            if "Condition" in statement and not _conditions_hold(statement["Condition"], S3_POLICY_CONTEXT):
+                continue
+            unconditional = {k: v for k, v in statement.items() if k != "Condition"}
+            result = IAMPolicyStatement(unconditional).is_action_permitted(action, resource)
+            if result == PermissionResult.DENIED:
+                return result
+            permitted = permitted or result == PermissionResult.PERMITTED
+        return PermissionResult.PERMITTED if permitted else PermissionResult.NEUTRAL
+
+    s3_models.FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
+
+
 PATCHES = (
     patch_lambda_esm,
     patch_sqs_redrive_policy,
     patch_sqs_redrive_allow_policy,
     patch_lambda_logging_config,
+    patch_s3_policy_conditions,
 )
 
 
