@@ -142,3 +142,29 @@ def smoke(c: Context, env: str = "", timeout: int = 120, create_user: bool = Fal
     from tooling import deploy
 
     deploy.smoke(deploy.resolve(env), timeout=timeout, create_user=create_user, api_url=api_url or None)
+
+
+@task(help={"port": "loopback port for the embedded AWS backend (default: a free one)"})
+@friendly_errors
+def local(c: Context, port: int = 0) -> None:
+    """Run the whole stack on this machine (no AWS account) until Ctrl-C.
+
+    Starts the embedded AWS backend (moto, loopback only), deploys environments/local.tfvars
+    to it, creates a demo user and runs the local Lambda runtime; prints the API URL, the
+    user's credentials, an ID token and a ready curl line.
+    """
+    from tooling import local_stack
+
+    local_stack.run_local(port=port)
+
+
+@task(help={"timeout": "seconds to wait for the smoke job to finish (default 120)"})
+@friendly_errors
+def demo(c: Context, timeout: int = 120) -> None:
+    """The one-command tour: start everything locally, run the smoke test, show the job, stop.
+
+    Exit code: the smoke test's (0 only when a real job went through end to end).
+    """
+    from tooling import local_stack
+
+    local_stack.run_demo(timeout=timeout)

@@ -18,6 +18,7 @@ import shlex
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -199,11 +200,16 @@ def run_local(out: Out = _print, port: int = 0, until: threading.Event | None = 
 def run_demo(out: Out = _print, timeout: float = 120.0) -> smoke.SmokeResult:
     """``invoke demo``: start everything, run the smoke test through it, show the job, stop."""
     began = time.monotonic()
-    with running(out, console=lambda _line: None) as stack:
-        env = stack.env
+    function_logs: deque[str] = deque(maxlen=40)  # shown only if the smoke test fails
+    with running(out, console=function_logs.append) as stack:
         os.environ[ENDPOINT_ENV_VAR] = stack.backend.endpoint
         try:
-            result = deploy.smoke(env, timeout=timeout, create_user=True, api_url=stack.api_url, out=out)
+            result = deploy.smoke(stack.env, timeout=timeout, create_user=True, api_url=stack.api_url, out=out)
+        except OperatorError:
+            out("The functions' last log lines:")
+            for line in function_logs:
+                out(f"  {line}")
+            raise
         finally:
             os.environ.pop(ENDPOINT_ENV_VAR, None)
         out("")
