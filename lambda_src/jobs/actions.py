@@ -14,6 +14,7 @@ queue's last allowed attempt, marked FAILED with the error's message.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -117,3 +118,12 @@ def checksum(job: ActionInput) -> str:
         f"sha256(context1) = {hashlib.sha256(job.context1.encode()).hexdigest()}\n"
         f"sha256(context2) = {hashlib.sha256(job.context2.encode()).hexdigest()}\n"
     )
+
+
+@action("json-format", "Validates context1 as JSON and pretty-prints it (sorted keys); fails on invalid JSON")
+def json_format(job: ActionInput) -> str:
+    try:
+        document = json.loads(job.context1)
+    except json.JSONDecodeError as exc:
+        raise ActionError(f"context1 is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -98,3 +98,11 @@ def test_page_token_round_trip_and_binding() -> None:
     for owner, status in (("bob", Status.COMPLETE), ("alice", None), ("alice", Status.FAILED)):
         with pytest.raises(ValidationError):
             PageToken.decode(tok, owner, status)
+
+
+def test_json_format_action_pretty_prints_or_fails_clearly() -> None:
+    ok = actions.ActionInput("id", "n", "json-format", '{"b": 1, "a": [1, 2]}', "-", "2025-01-01T00:00:00.000Z")
+    assert actions.run_action(ok) == '{\n  "a": [\n    1,\n    2\n  ],\n  "b": 1\n}\n'
+    bad = actions.ActionInput("id", "n", "json-format", "{not json", "-", "2025-01-01T00:00:00.000Z")
+    with pytest.raises(actions.ActionError, match="context1 is not valid JSON"):
+        actions.run_action(bad)
