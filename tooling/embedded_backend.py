@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,6 +21,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -193,12 +196,113 @@ def patch_s3_policy_conditions() -> None:
     s3_models.FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
 
 
+# Opt-in request counting (for `invoke bench`): set this variable to 1 in the environment the
+# server starts with; GET REQUEST_COUNTS_PATH then answers the counts (``?reset=1`` also
+# zeroes them). Off by default: nothing is counted or served.
+COUNT_REQUESTS_ENV = "EMBEDDED_BACKEND_COUNT_REQUESTS"
+REQUEST_COUNTS_PATH = "/moto-api/request-counts"
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+_APP_ID = re.compile(r"(?:^|\s)app/(\S+)")
+_S3_KEY_OPERATIONS = {"PUT": "PutObject", "GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}
+
+
+def request_identity(
+    method: str, path: str, query: str, headers: dict[str, str], body: bytes = b""
+) -> tuple[str, str, str]:
+    """(caller, service, operation) of one request to the backend; ``headers`` keys lower-case.
+
+    The caller is read from the User-Agent: ``function`` for code running with a Lambda
+    execution environment (botocore adds ``exec-env/AWS_Lambda_...``), the ``app/<id>`` a
+    client configured with ``user_agent_appid``, else ``other`` (the local runtime's pollers
+    and log shipping, terraform, tools). The service is the SigV4 credential scope's; the
+    operation comes from ``X-Amz-Target``, an ``Action`` parameter, or the method and path
+    (S3 object operations by name, other REST calls as ``METHOD /first/segments``).
+    """
+    agent = headers.get("user-agent", "")
+    app = _APP_ID.search(agent)
+    caller = "function" if "exec-env/AWS_Lambda" in agent else (app.group(1) if app else "other")
+    scope = _CREDENTIAL_SCOPE.search(headers.get("authorization", ""))
+    service = scope.group(1) if scope else "unsigned"
+    target = headers.get("x-amz-target")
+    if target:
+        return caller, service, target.rsplit(".", 1)[-1]
+    params = urllib.parse.parse_qs(query)
+    if not params.get("Action") and body:
+        params = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+    if params.get("Action"):
+        return caller, service, params["Action"][0]
+    parts = [p for p in path.split("/") if p]
+    if service == "s3":
+        if len(parts) >= 2:
+            if method == "PUT" and "x-amz-copy-source" in headers:
+                return caller, service, "CopyObject"
+            if "partNumber" in params or "uploadId" in params:
+                return caller, service, f"{method} multipart"
+            return caller, service, _S3_KEY_OPERATIONS.get(method, f"{method} object")
+        if method == "GET" and "list-type" in params:
+            return caller, service, "ListObjectsV2"
+        sub = sorted(k for k in params if k not in ("prefix", "delimiter", "max-keys", "encoding-type"))
+        return caller, service, f"{method} bucket" + (f"?{sub[0]}" if sub else "")
+    return caller, service, f"{method} /" + "/".join(parts[:2])
+
+
+def patch_request_counts() -> None:
+    """Count requests by caller, service and operation, when ``COUNT_REQUESTS_ENV`` is 1.
+
+    A WSGI wrapper around moto's dispatcher: it sees every request whoever sends it (the
+    Lambda code runs in other processes, where a botocore hook of the caller cannot see it).
+    """
+    if os.environ.get(COUNT_REQUESTS_ENV) != "1":
+        return
+    from moto.moto_server import werkzeug_app
+
+    dispatcher: Any = werkzeug_app.DomainDispatcherApplication
+    original_call = dispatcher.__call__
+    counts: dict[tuple[str, str, str], int] = {}
+    lock = threading.Lock()
+    started = [time.time()]
+
+    def answer(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        reset = "reset=1" in environ.get("QUERY_STRING", "")
+        with lock:
+            rows = [{"caller": c, "service": s, "operation": o, "count": n} for (c, s, o), n in sorted(counts.items())]
+            since = started[0]
+            if reset:
+                counts.clear()
+                started[0] = time.time()
+        body = json.dumps({"since": since, "until": time.time(), "counts": rows}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def __call__(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path == REQUEST_COUNTS_PATH:
+            return answer(environ, start_response)
+        if not path.startswith("/moto-api/"):
+            headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+            body = b""
+            if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                if 0 < length <= 1024 * 1024:
+                    body = environ["wsgi.input"].read(length)
+                    environ["wsgi.input"] = io.BytesIO(body)
+            key = request_identity(
+                environ.get("REQUEST_METHOD", "GET"), path, environ.get("QUERY_STRING", ""), headers, body
+            )
+            with lock:
+                counts[key] = counts.get(key, 0) + 1
+        return original_call(self, environ, start_response)
+
+    dispatcher.__call__ = __call__
+
+
 PATCHES = (
     patch_lambda_esm,
     patch_sqs_redrive_policy,
     patch_sqs_redrive_allow_policy,
     patch_lambda_logging_config,
     patch_s3_policy_conditions,
+    patch_request_counts,
 )
 
 
