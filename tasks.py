@@ -8,6 +8,9 @@ unknown env...) print one `error: ...` line and exit non-zero.
 
 from __future__ import annotations
 
+import shlex
+import sys
+
 from invoke.context import Context
 from invoke.tasks import task
 
@@ -24,11 +27,12 @@ ENV_HELP = "environment: environments/<env>.tfvars (default: $JOBSTACK_ENV, else
 )
 def test(c: Context, fast: bool = False, pytest_args: str = "") -> None:
     """Lint (ruff), type-check (mypy), then run the whole pytest suite."""
-    c.run("ruff check .", echo=True, pty=False)
-    c.run("ruff format --check .", echo=True, pty=False)
-    c.run("mypy", echo=True, pty=False)
+    python = shlex.quote(sys.executable)  # the project's environment, activated or not
+    c.run(f"{python} -m ruff check .", echo=True, pty=False)
+    c.run(f"{python} -m ruff format --check .", echo=True, pty=False)
+    c.run(f"{python} -m mypy", echo=True, pty=False)
     marker = "-m 'not slow'" if fast else ""
-    c.run(f"python -m pytest {marker} {pytest_args}".strip(), echo=True, pty=False)
+    c.run(f"{python} -m pytest {marker} {pytest_args}".strip(), echo=True, pty=False)
 
 
 @task(help={"env": ENV_HELP + "; picks the Lambda architecture to build for"})
