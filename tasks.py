@@ -172,3 +172,46 @@ def demo(c: Context, timeout: int = 120) -> None:
     from tooling import local_stack
 
     local_stack.run_demo(timeout=timeout)
+
+
+@task(
+    help={
+        "jobs": "jobs to run through the floor and through the stack (default 500)",
+        "clients": "concurrent clients, each a Cognito user with a real ID token (default 8)",
+        "out": "directory for results.json, results.md and latency.png (default build/bench/)",
+        "listing_items": "other users' jobs to seed before the second GET /jobs measurement (default 100000)",
+        "skip_listing": "skip the GET /jobs measurement (and its seeding)",
+        "cold_runs": "fresh-process imports per cold start variant; the median is reported (default 7)",
+        "quick": "a short run: 100 jobs, 10,000 listing items, 3 cold start runs (explicit flags still win)",
+    }
+)
+@friendly_errors
+def bench(
+    c: Context,
+    jobs: int = 0,
+    clients: int = 8,
+    out: str = "",
+    listing_items: int = 0,
+    skip_listing: bool = False,
+    cold_runs: int = 0,
+    quick: bool = False,
+) -> None:
+    """Benchmark the local stack against a raw-boto3 floor: throughput, latency, listing, cold start, cost.
+
+    Starts its own embedded backend and local stack, prints every figure with its target,
+    writes results.json/results.md/latency.png, and stops everything.
+    """
+    from pathlib import Path
+
+    from tooling import bench as bench_mod
+
+    config = bench_mod.BenchConfig(
+        jobs=jobs or (100 if quick else 500),
+        clients=clients,
+        out_dir=Path(out) if out else bench_mod.DEFAULT_OUT_DIR,
+        listing_items=listing_items or (10_000 if quick else 100_000),
+        skip_listing=skip_listing,
+        cold_runs=cold_runs or (3 if quick else 7),
+        command="invoke bench" + (" --quick" if quick else ""),
+    )
+    bench_mod.run(config)
