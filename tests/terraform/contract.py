@@ -14,6 +14,24 @@ ENV_SECTION = ARCHITECTURE.split("## Environment variables")[1].split("\n## ")[0
 ENV_VARS = set(re.findall(r"^\| `([A-Z_]+)` \|", ENV_SECTION, re.M))
 SERVICE_NAMES = {"api": "jobs-api", "worker": "jobs-worker"}
 RUNTIME = "python3.12"
+# The root module's outputs the tooling and the issue rely on.
+REQUIRED_OUTPUTS = {
+    "api_url",
+    "rest_api_id",
+    "stage_name",
+    "table_name",
+    "bucket_name",
+    "queue_url",
+    "dlq_url",
+    "api_function_name",
+    "worker_function_name",
+    "api_log_group",
+    "worker_log_group",
+    "user_pool_id",
+    "user_pool_client_id",
+    "issuer_url",
+    "region",
+}
 DEFAULT_ARCHITECTURE = "arm64"
 
 assert set(HANDLERS) == {"api", "worker"}, HANDLERS

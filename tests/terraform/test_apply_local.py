@@ -9,29 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.terraform.contract import ENV_VARS, HANDLERS, RUNTIME, SERVICE_NAMES
+from tests.terraform.contract import ENV_VARS, HANDLERS, REQUIRED_OUTPUTS, RUNTIME, SERVICE_NAMES
 from tooling.packaging import code_sha256
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-OUTPUTS = {
-    "api_url",
-    "rest_api_id",
-    "stage_name",
-    "table_name",
-    "bucket_name",
-    "queue_url",
-    "dlq_url",
-    "api_function_name",
-    "worker_function_name",
-    "api_log_group",
-    "worker_log_group",
-    "user_pool_id",
-    "user_pool_client_id",
-    "issuer_url",
-    "region",
-}
 LOCAL = {
     k: v.strip().strip('"')
     for k, v in re.findall(r"^(\w+)\s*=\s*(.+?)\s*$", (ROOT / "environments" / "local.tfvars").read_text(), re.M)
@@ -51,8 +34,8 @@ def local_stack(make_runner):
 
 def test_outputs(local_stack):
     runner, outputs = local_stack
-    assert set(outputs) >= OUTPUTS
-    assert all(outputs[name] not in (None, "") for name in OUTPUTS)
+    assert set(outputs) >= REQUIRED_OUTPUTS
+    assert all(outputs[name] not in (None, "") for name in REQUIRED_OUTPUTS)
     assert outputs["stage_name"] == "local" and outputs["region"] == "us-east-1"
     assert outputs["user_pool_created"] is True
     assert outputs["issuer_url"] == f"https://cognito-idp.us-east-1.amazonaws.com/{outputs['user_pool_id']}"

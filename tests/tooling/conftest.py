@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import create_jobs_table
 from tooling.aws_access import AwsAccess, for_endpoint
 from tooling.embedded_backend import EmbeddedBackend
 
@@ -64,29 +65,7 @@ def seeded_stack(access, unique) -> dict[str, str]:
         Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3})},
     )["QueueUrl"]
     table = f"{prefix}-jobs"
-    ddb.create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "owner_id", "AttributeType": "S"},
-            {"AttributeName": "job_id", "AttributeType": "S"},
-            {"AttributeName": "owner_status", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "owner_id", "KeyType": "HASH"},
-            {"AttributeName": "job_id", "KeyType": "RANGE"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by_owner_status",
-                "KeySchema": [
-                    {"AttributeName": "owner_status", "KeyType": "HASH"},
-                    {"AttributeName": "job_id", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
+    create_jobs_table(ddb, table)
     role_arn = iam.create_role(
         RoleName=f"{prefix}-role",
         AssumeRolePolicyDocument=json.dumps(

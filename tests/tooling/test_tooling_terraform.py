@@ -10,29 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.terraform.contract import REQUIRED_OUTPUTS
 from tooling.aws_access import for_endpoint
 from tooling.embedded_backend import EmbeddedBackend
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 ROOT = Path(__file__).resolve().parents[2]
-OUTPUT_NAMES = {
-    "api_url",
-    "rest_api_id",
-    "stage_name",
-    "table_name",
-    "bucket_name",
-    "queue_url",
-    "dlq_url",
-    "api_function_name",
-    "worker_function_name",
-    "api_log_group",
-    "worker_log_group",
-    "user_pool_id",
-    "user_pool_client_id",
-    "issuer_url",
-    "region",
-}
 
 
 @pytest.fixture
@@ -67,7 +51,7 @@ def test_deploy_redeploy_outputs_events_status_destroy(stack_env):
     assert out[outputs_start].startswith("api_url ")  # API URL first
 
     outputs = json.loads(invoke(env, "outputs", "--env", "local", "--json").stdout)
-    assert set(outputs) >= OUTPUT_NAMES
+    assert set(outputs) >= REQUIRED_OUTPUTS
     assert next(iter(outputs)) == "api_url"
     lam = access.client("lambda")
     before = {

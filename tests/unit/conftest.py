@@ -14,6 +14,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.support import create_jobs_table
+
 CLIENT_ID = "test-client-id"
 OTHER_CLIENT_ID = "some-other-app-client"
 REGION = "us-east-1"
@@ -45,29 +47,7 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 def create_resources() -> dict[str, str]:
     ddb = boto3.client("dynamodb", region_name=REGION)
-    ddb.create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "owner_id", "AttributeType": "S"},
-            {"AttributeName": "job_id", "AttributeType": "S"},
-            {"AttributeName": "owner_status", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "owner_id", "KeyType": "HASH"},
-            {"AttributeName": "job_id", "KeyType": "RANGE"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by_owner_status",
-                "KeySchema": [
-                    {"AttributeName": "owner_status", "KeyType": "HASH"},
-                    {"AttributeName": "job_id", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
+    create_jobs_table(ddb, TABLE)
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
     sqs = boto3.client("sqs", region_name=REGION)
     dlq = sqs.create_queue(QueueName="jobs-test-dlq")["QueueUrl"]
