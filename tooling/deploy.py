@@ -124,8 +124,11 @@ class RunnerAdapter:
         return values
 
 
-def terraform_for(env: Environment, out: Out = _print) -> Terraform:
-    """The terraform runner of ``env`` (``tooling.terraform``): AWS, or the embedded backend."""
+def terraform_for(env: Environment, out: Out = _print, variables: dict[str, Any] | None = None) -> Terraform:
+    """The terraform runner of ``env`` (``tooling.terraform``): AWS, or the embedded backend.
+
+    ``variables`` override the env's tfvars (e.g. a short worker timeout for the e2e tests).
+    """
     from tooling.terraform import TerraformRunner
 
     if env.is_local:
@@ -136,9 +139,11 @@ def terraform_for(env: Environment, out: Out = _print) -> Terraform:
             "AWS_REGION": env.region,
             "AWS_DEFAULT_REGION": env.region,
         }
-        runner = TerraformRunner(env.name, endpoint_url=endpoint, extra_env=extra, work_root=env.work_root)
+        runner = TerraformRunner(
+            env.name, endpoint_url=endpoint, variables=variables, extra_env=extra, work_root=env.work_root
+        )
         return RunnerAdapter(runner, out)
-    return RunnerAdapter(TerraformRunner(env.name, work_root=env.work_root), out)
+    return RunnerAdapter(TerraformRunner(env.name, variables=variables, work_root=env.work_root), out)
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -48,6 +48,7 @@ class LocalStack:
     outputs: dict[str, Any]
     runtime: LocalRuntime | None = None
     users: list[str] = field(default_factory=list)
+    variables: dict[str, Any] = field(default_factory=dict)  # tfvars overrides it was deployed with
 
     @property
     def api_url(self) -> str:
@@ -98,8 +99,14 @@ def _fresh_local_state(env: Environment) -> None:
         path.unlink(missing_ok=True)
 
 
-def start(out: Out = _print, port: int = 0, console: Out | None = None) -> LocalStack:
-    """Backend up, ``local.tfvars`` applied to it, runtime started. Caller must ``stop()``."""
+def start(
+    out: Out = _print, port: int = 0, console: Out | None = None, variables: dict[str, Any] | None = None
+) -> LocalStack:
+    """Backend up, ``local.tfvars`` applied to it, runtime started. Caller must ``stop()``.
+
+    ``variables`` override values of ``local.tfvars`` (e.g. ``{"worker_timeout_seconds": 5}``);
+    a redeploy must pass the same ones (``LocalStack.variables``) to change nothing.
+    """
     env = environments_mod.resolve(LOCAL_ENV)
     log_dir = env.work_root / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -109,12 +116,13 @@ def start(out: Out = _print, port: int = 0, console: Out | None = None) -> Local
     backend.start()
     previous_endpoint = os.environ.get(ENDPOINT_ENV_VAR)
     os.environ[ENDPOINT_ENV_VAR] = backend.endpoint
-    stack = LocalStack(env, backend, outputs={})
+    stack = LocalStack(env, backend, outputs={}, variables=dict(variables or {}))
     try:
         out(f"embedded backend: {backend.endpoint} ({time.monotonic() - started:.1f}s)")
         _fresh_local_state(env)
-        deploy.deploy(env, yes=True, out=out)
-        stack.outputs = deploy.stack_outputs(env)
+        tf = deploy.terraform_for(env, variables=stack.variables) if stack.variables else None
+        deploy.deploy(env, yes=True, out=out, tf=tf)
+        stack.outputs = deploy.stack_outputs(env, tf)
         out("starting the local Lambda runtime ...")
         runtime_kwargs: dict[str, Any] = {
             "region": env.region,
