@@ -201,17 +201,15 @@ def bench(
     Starts its own embedded backend and local stack, prints every figure with its target,
     writes results.json/results.md/latency.png, and stops everything.
     """
-    from pathlib import Path
-
     from tooling import bench as bench_mod
 
-    config = bench_mod.BenchConfig(
-        jobs=jobs or (100 if quick else 500),
+    config = bench_mod.config_from_flags(
+        jobs=jobs,
         clients=clients,
-        out_dir=Path(out) if out else bench_mod.DEFAULT_OUT_DIR,
-        listing_items=listing_items or (10_000 if quick else 100_000),
+        out=out,
+        listing_items=listing_items,
         skip_listing=skip_listing,
-        cold_runs=cold_runs or (3 if quick else 7),
-        command="invoke bench" + (" --quick" if quick else ""),
+        cold_runs=cold_runs,
+        quick=quick,
     )
     bench_mod.run(config)

@@ -6,6 +6,6 @@ $/million-jobs estimate. ``run(BenchConfig(...))`` does it all and writes
 ``results.json``, ``results.md`` and ``latency.png`` to the output directory.
 """
 
-from tooling.bench.runner import DEFAULT_OUT_DIR, BenchConfig, run
+from tooling.bench.runner import DEFAULT_OUT_DIR, BenchConfig, config_from_flags, run
 
-__all__ = ["DEFAULT_OUT_DIR", "BenchConfig", "run"]
+__all__ = ["DEFAULT_OUT_DIR", "BenchConfig", "config_from_flags", "run"]

@@ -47,6 +47,7 @@ class FloorResult:
     create_latency_s: list[float] = field(default_factory=list)
     create_started: list[float] = field(default_factory=list)
     submit_to_complete_s: list[float] = field(default_factory=list)
+    complete_points: list[tuple[float, float]] = field(default_factory=list)  # (created, seconds to complete)
     completed: int = 0
     duplicates: int = 0
     timed_out: bool = False
@@ -195,6 +196,7 @@ def run(
                         result.last_complete = max(result.last_complete, finished)
                         if job_id in created_at:
                             result.submit_to_complete_s.append(finished - created_at[job_id])
+                            result.complete_points.append((created_at[job_id], finished - created_at[job_id]))
                     if len(done) >= jobs:
                         all_done.set()
             sqs.delete_message_batch(

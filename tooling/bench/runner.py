@@ -48,6 +48,32 @@ class BenchConfig:
     command: str = "invoke bench"
 
 
+def config_from_flags(
+    jobs: int = 0,
+    clients: int = 8,
+    out: str = "",
+    listing_items: int = 0,
+    skip_listing: bool = False,
+    cold_runs: int = 0,
+    quick: bool = False,
+) -> BenchConfig:
+    """The task's flags (0 or "" = default; ``quick`` = smaller defaults) -> a config naming its command."""
+    flags = {"jobs": jobs, "clients": clients if clients != 8 else 0, "out": out, "listing-items": listing_items}
+    flags["cold-runs"] = cold_runs
+    command = ["invoke bench", *(["--quick"] if quick else [])]
+    command += [f"--{name}={value}" for name, value in flags.items() if value]
+    command += ["--skip-listing"] if skip_listing else []
+    return BenchConfig(
+        jobs=jobs or (100 if quick else 500),
+        clients=clients,
+        out_dir=Path(out) if out else DEFAULT_OUT_DIR,
+        listing_items=listing_items or (10_000 if quick else 100_000),
+        skip_listing=skip_listing,
+        cold_runs=cold_runs or (3 if quick else 7),
+        command=" ".join(command),
+    )
+
+
 @dataclass
 class ConsoleTap:
     """Collects the local runtime's console: REPORT lines and log bytes per function."""
@@ -274,6 +300,10 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
             "floor create": [
                 (s - floor_result.first_create, lat * 1000)
                 for s, lat in zip(floor_result.create_started, floor_result.create_latency_s, strict=True)
+            ],
+            "floor submit-to-complete": [
+                (created - floor_result.first_create, seconds * 1000)
+                for created, seconds in floor_result.complete_points
             ],
             "stack submit-to-complete": [
                 (records.parse_iso(r["createdAt"]).timestamp() - stack_result.first_post, d * 1000)
