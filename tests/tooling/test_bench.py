@@ -1,0 +1,242 @@
+"""`invoke bench`: its pieces (counting, targets, prices) and one tiny end-to-end run.
+
+No timing assertions: the figures are checked for presence and for being computed from the
+measured numbers, never for their size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from tooling.bench import BenchConfig, config_from_flags, counting, prices, report, run
+from tooling.bench.runner import ConsoleTap
+from tooling.bench.stats import percentile, ratio
+from tooling.embedded_backend import request_identity
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTION_UA = "Boto3/1.35 md/Botocore#1.35 exec-env/AWS_Lambda_python3.12 Botocore/1.35"
+SCOPE = "AWS4-HMAC-SHA256 Credential=test/20250101/us-east-1/{}/aws4_request, SignedHeaders=host"
+
+
+def _headers(service: str, agent: str = "Boto3/1.35", **extra: str) -> dict[str, str]:
+    return {"user-agent": agent, "authorization": SCOPE.format(service), **extra}
+
+
+# ---- request identity (the embedded backend's counting) ----------------------------------
+
+
+def test_request_identity_reads_caller_service_and_operation():
+    target = {"x-amz-target": "DynamoDB_20120810.PutItem"}
+    assert request_identity("POST", "/", "", _headers("dynamodb", FUNCTION_UA, **target)) == (
+        "function",
+        "dynamodb",
+        "PutItem",
+    )
+    bench_ua = "Boto3/1.35 app/jobstack-bench-floor Botocore/1.35"
+    sqs = {"x-amz-target": "AmazonSQS.SendMessage"}
+    assert request_identity("POST", "/", "", _headers("sqs", bench_ua, **sqs)) == (
+        "jobstack-bench-floor",
+        "sqs",
+        "SendMessage",
+    )
+    assert request_identity("POST", "/", "", _headers("sts"), b"Action=GetCallerIdentity&Version=2011-06-15") == (
+        "other",
+        "sts",
+        "GetCallerIdentity",
+    )
+
+
+def test_request_identity_names_s3_object_operations():
+    assert request_identity("PUT", "/bucket/owner/2025-01-01/job.txt", "", _headers("s3"))[2] == "PutObject"
+    assert request_identity("GET", "/bucket/key.txt", "", _headers("s3"))[2] == "GetObject"
+    assert request_identity("GET", "/bucket", "list-type=2&prefix=a", _headers("s3"))[2] == "ListObjectsV2"
+    copy = _headers("s3", **{"x-amz-copy-source": "/b/k"})
+    assert request_identity("PUT", "/bucket/key", "", copy)[2] == "CopyObject"
+
+
+def test_counts_are_grouped_by_source():
+    rows = [
+        {"caller": "function", "service": "dynamodb", "operation": "PutItem", "count": 3},
+        {"caller": "other", "service": "sqs", "operation": "ReceiveMessage", "count": 2},
+        {"caller": "other", "service": "logs", "operation": "PutLogEvents", "count": 5},
+        {"caller": "other", "service": "lambda", "operation": "GET /2015-03-31/functions", "count": 1},
+        {"caller": "jobstack-bench", "service": "dynamodb", "operation": "Query", "count": 7},
+        {"caller": "jobstack-bench-floor", "service": "sqs", "operation": "SendMessage", "count": 4},
+    ]
+    counts = counting.RequestCounts.from_rows(rows)
+    assert counts.get("function", "dynamodb:PutItem") == 3
+    assert counts.get("event_source_mapping", "sqs:ReceiveMessage") == 2
+    assert counts.total("log_shipping") == 5
+    assert counts.total("runtime_other") == 1
+    assert counts.total("bench") == 7
+    assert counts.get("floor", "sqs:SendMessage") == 4
+
+
+def test_console_tap_reads_report_lines_and_log_bytes():
+    tap = ConsoleTap(functions={"jobs-local-worker"})
+    tap("[jobs-local-worker] START RequestId: abc Version: $LATEST")
+    tap("[jobs-local-worker] REPORT RequestId: abc\tDuration: 12.50 ms\tBilled Duration: 13 ms\tMemory Size: 256 MB")
+    tap("[api-gateway] 202 for POST /local/job")
+    assert tap.reports == [("jobs-local-worker", 12.5, 13, 256)]
+    expected = sum(
+        len(m.encode()) + prices.LOG_EVENT_OVERHEAD_BYTES
+        for m in (
+            "START RequestId: abc Version: $LATEST",
+            "REPORT RequestId: abc\tDuration: 12.50 ms\tBilled Duration: 13 ms\tMemory Size: 256 MB",
+        )
+    )
+    assert tap.log_bytes == {"jobs-local-worker": expected}
+
+
+# ---- targets, statistics, prices ----------------------------------------------------------
+
+
+def test_targets_say_by_how_much_they_are_missed():
+    target = report.Target("x", "x", "<=", 1.5)
+    assert report.check(target, 1.2)["verdict"] == "met"
+    missed = report.check(target, 1.8)
+    assert missed["met"] is False
+    assert missed["missed_by"] == pytest.approx(0.3)
+    assert missed["missed_by_pct"] == pytest.approx(20.0)
+    assert report.check(report.Target("y", "y", ">=", 0.8), 0.6)["missed_by_pct"] == pytest.approx(25.0)
+    assert report.check(target, None)["verdict"] == "not measured"
+
+
+def test_percentile_and_ratio():
+    assert percentile([1, 2, 3, 4, 5], 50) == 3
+    assert percentile([10.0], 99) == 10.0
+    assert math.isnan(percentile([], 50))
+    assert ratio(3.0, 2.0) == 1.5
+    assert math.isnan(ratio(1.0, 0.0))
+
+
+def test_cost_estimate_follows_the_price_table():
+    per_job = {"apigw_requests": 1.0, "sqs_requests": 1.0, "ddb_put": 1.0, "ddb_update": 2.0, "s3_put": 1.0}
+    estimate = prices.estimate(per_job, "arm64", item_kb=0.5)
+    lines = estimate["breakdown_usd_per_million_jobs"]
+    assert lines["API Gateway requests"] == pytest.approx(prices.PRICE["apigw_rest_request"])
+    assert lines["S3 PUT"] == pytest.approx(prices.PRICE["s3_put"] * 1000)
+    # PutItem: table + index; each UpdateItem: table + index delete + index put.
+    assert estimate["assumptions"]["wru_per_job"] == pytest.approx(2 + 2 * 3)
+    assert estimate["usd_per_million_jobs"] == pytest.approx(sum(lines.values()), abs=0.01)
+
+
+def test_readme_shows_the_price_table_the_bench_uses():
+    readme = (ROOT / "README.md").read_text()
+    assert "## Benchmarks" in readme
+    assert prices.markdown_table() in readme
+    assert prices.PRICES_AS_OF in readme
+
+
+def test_flags_make_the_config_and_name_the_command():
+    default = config_from_flags()
+    assert (default.jobs, default.clients, default.listing_items, default.command) == (500, 8, 100_000, "invoke bench")
+    quick = config_from_flags(quick=True, jobs=40, skip_listing=True)
+    assert (quick.jobs, quick.cold_runs, quick.skip_listing) == (40, 3, True)
+    assert quick.command == "invoke bench --quick --jobs=40 --skip-listing"
+
+
+# ---- one tiny run on the embedded stack ---------------------------------------------------
+
+JOBS, CLIENTS = 20, 2
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("bench-work")
+    out_dir = tmp_path_factory.mktemp("bench-out")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JOBSTACK_WORK_ROOT", str(work))  # own terraform state: never another session's
+        config = BenchConfig(
+            jobs=JOBS,
+            clients=CLIENTS,
+            out_dir=out_dir,
+            listing_items=200,
+            listing_samples=3,
+            cold_runs=1,
+            command="pytest tiny run",
+        )
+        results = run(config, out=lambda line: None)
+    return results, out_dir
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_tiny_run_writes_every_figure(tiny_run):
+    _, out_dir = tiny_run
+    saved = json.loads((out_dir / "results.json").read_text())
+    figures = saved["figures"]
+    for key in ("jobs_per_s", "create_p50_ms", "create_latency", "submit_to_complete"):
+        assert key in figures["floor"]
+    stack = figures["stack"]
+    for key in ("p50_ms", "p95_ms", "p99_ms"):
+        assert isinstance(stack["post_latency"][key], float)
+    for key in ("p50_ms", "p99_ms"):
+        assert isinstance(stack["submit_to_complete"][key], float)
+    assert stack["accepted"] == JOBS and stack["completed"] == JOBS
+    assert figures["floor"]["completed"] == JOBS
+    listing = figures["listing"]
+    assert listing["other_jobs"] == 200 and listing["empty"]["page_size"] == 50 == listing["big"]["page_size"]
+    cold = figures["cold_start"]
+    assert cold["import_boto3_ms"] > 0
+    for label in ("api", "worker"):
+        fn = cold["functions"][label]
+        assert fn["import_traced_ms"] > 0 and fn["import_untraced_ms"] > 0 and fn["zip_bytes"] > 0
+    assert saved["cost"]["estimate"]["usd_per_million_jobs"] > 0
+    assert set(saved["targets"]) == {t.key for t in report.TARGETS}
+    assert all(row["verdict"] for row in saved["targets"].values())
+    markdown = (out_dir / "results.md").read_text()
+    assert "## Targets" in markdown
+    for target in report.TARGETS:
+        assert target.label in markdown
+    assert saved["files"]["markdown"] == str(out_dir / "results.md")
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_tiny_run_ratios_come_from_the_measured_numbers(tiny_run):
+    results, _ = tiny_run
+    figures, targets = results["figures"], results["targets"]
+    stack, floor = figures["stack"], figures["floor"]
+    assert stack["jobs_per_s_vs_floor"] == ratio(stack["jobs_per_s"], floor["jobs_per_s"])
+    assert stack["post_p50_vs_floor_create_p50"] == ratio(stack["post_latency"]["p50_ms"], floor["create_p50_ms"])
+    assert stack["jobs_per_s"] == pytest.approx(stack["completed"] / stack["wall_s"], rel=0.01)
+    listing = figures["listing"]
+    assert listing["ratio_get_jobs_p50"] == ratio(
+        listing["big"]["get_jobs"]["p50_ms"], listing["empty"]["get_jobs"]["p50_ms"]
+    )
+    cold = figures["cold_start"]
+    api = cold["functions"]["api"]
+    assert api["ratio_traced_vs_boto3"] == ratio(api["import_traced_ms"], cold["import_boto3_ms"])
+    assert targets["stack_vs_floor_jobs_per_s"]["value"] == stack["jobs_per_s_vs_floor"]
+    assert targets["listing_ratio"]["value"] == listing["ratio_get_jobs_p50"]
+    assert targets["cold_start_api_vs_boto3"]["value"] == api["ratio_traced_vs_boto3"]
+    assert targets["aws_requests_per_job"]["value"] == results["cost"]["aws_requests_per_job"]
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_tiny_run_counts_the_expected_requests(tiny_run):
+    results, _ = tiny_run
+    cost = results["cost"]
+    by_op = cost["requests_per_job_by_operation"]
+    function = by_op["function"]
+    # Creating: PutItem + SendMessage; processing: claim + complete UpdateItems and one PutObject.
+    assert function["dynamodb:PutItem"] == 1.0
+    assert function["sqs:SendMessage"] == 1.0
+    assert function["dynamodb:UpdateItem"] >= 2.0
+    assert function["s3:PutObject"] == 1.0
+    esm = by_op["event_source_mapping"]
+    assert esm["sqs:ReceiveMessage"] > 0 and esm["sqs:DeleteMessageBatch"] > 0
+    assert by_op["api_gateway"]["apigateway:POST /job"] == 1.0
+    expected = 1.0 + sum(function.values()) + sum(esm.values())
+    assert cost["aws_requests_per_job"] == pytest.approx(expected, abs=0.01)
+    assert cost["lambda_invocations"]["api"] == JOBS and cost["lambda_invocations"]["worker"] >= 1
+    floor = results["figures"]["floor"]["requests"]
+    assert floor["dynamodb:PutItem"] == JOBS and floor["sqs:SendMessage"] == JOBS
+    assert floor["dynamodb:UpdateItem"] >= 2 * JOBS and floor["s3:PutObject"] == JOBS
+    assert floor["sqs:ReceiveMessage"] >= 1 and floor["sqs:DeleteMessageBatch"] >= 1
