@@ -126,12 +126,13 @@ def time_listing(api_url: str, token: str, samples: int, warmup: int = 3) -> tup
     return latencies, size
 
 
-def time_query(ddb: Any, table: str, owner: str, samples: int, warmup: int = 3) -> list[float]:
-    """The data layer's listing Query, with plain boto3."""
+def time_query(ddb: Any, table: str, owner: str, samples: int, warmup: int = 3) -> tuple[list[float], dict[str, Any]]:
+    """The data layer's listing Query, with plain boto3; (latencies, what one Query read)."""
     latencies = []
+    read: dict[str, Any] = {}
     for i in range(warmup + samples):
         began = time.perf_counter()
-        ddb.query(
+        resp = ddb.query(
             TableName=table,
             KeyConditionExpression="owner_id = :pk",
             ExpressionAttributeValues={":pk": {"S": owner}},
@@ -140,16 +141,21 @@ def time_query(ddb: Any, table: str, owner: str, samples: int, warmup: int = 3) 
             ScanIndexForward=False,
             Limit=JOBS_PER_OWNER + 1,
             ConsistentRead=True,
+            ReturnConsumedCapacity="TOTAL",
         )
         if i >= warmup:
             latencies.append(time.perf_counter() - began)
-    return latencies
+        read = {
+            "scanned_count": resp.get("ScannedCount"),
+            "capacity_units": (resp.get("ConsumedCapacity") or {}).get("CapacityUnits"),
+        }
+    return latencies, read
 
 
 def measure(api_url: str, token: str, ddb: Any, table: str, owner: str, samples: int) -> dict[str, Any]:
     api, page = time_listing(api_url, token, samples)
-    raw = time_query(ddb, table, owner, samples)
-    return {"get_jobs": summary_ms(api), "raw_query": summary_ms(raw), "page_size": page}
+    raw, read = time_query(ddb, table, owner, samples)
+    return {"get_jobs": summary_ms(api), "raw_query": summary_ms(raw), "page_size": page, "query_read": read}
 
 
 def count_items(ddb: Any, table: str) -> int:

@@ -47,7 +47,7 @@ DDB_READ_OPERATIONS = {"GetItem": 1.0, "Query": 1.0}
 def markdown_table() -> str:
     """The price table as Markdown (what the README's Benchmarks section shows)."""
     lines = ["| service | item | USD | per |", "|---|---|---:|---|"]
-    lines += [f"| {p.service} | {p.item} | {p.usd:g} | {p.per} |" for p in PRICES]
+    lines += [f"| {p.service} | {p.item} | {p.usd:.10f}".rstrip("0").rstrip(".") + f" | {p.per} |" for p in PRICES]
     return "\n".join(lines)
 
 

@@ -25,7 +25,7 @@ from botocore.config import Config
 from tooling import local_stack, packaging
 from tooling.aws_access import LOCAL_CREDENTIALS
 from tooling.bench import coldstart, counting, floor, listing, load, prices, records, report
-from tooling.bench.stats import ratio
+from tooling.bench.stats import ratio, summary_ms
 from tooling.embedded_backend import COUNT_REQUESTS_ENV
 
 Out = Callable[[str], None]
@@ -278,6 +278,9 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
         stack_figures["post_p50_vs_floor_create_p50"] = ratio(
             stack_figures["post_latency"]["p50_ms"], figures["floor"]["create_p50_ms"]
         )
+        for label, cfg in functions.items():
+            durations = [ms / 1000 for fn, ms, _b, _m in tap.reports if fn == cfg["FunctionName"]]
+            stack_figures[f"{label}_invocation_duration"] = summary_ms(durations)
         figures["stack"] = stack_figures
         out(
             f"  stack: {stack_figures['jobs_per_s']} jobs/s ({stack_figures['jobs_per_s_vs_floor']}x floor), "
@@ -406,6 +409,21 @@ def _standing_notes(figures: dict[str, Any]) -> list[str]:
         "all figures come from one run on one backend on a shared 2-core machine: absolute numbers are noisy, "
         "ratios within the run are what counts",
     ]
+    stack = figures.get("stack") or {}
+    if stack.get("clients", 0) > 4:
+        notes.append(
+            f"POST latency: the local runtime runs at most 4 execution environments of a function without reserved "
+            f"concurrency (LocalRuntime default_concurrency), so the {stack['clients']} clients share 4 api "
+            "environments and a POST may wait for one; the floor's creators never wait (compare "
+            "stack.api_invocation_duration, the time inside the function)"
+        )
+    per_job = ((figures.get("cost") or {}).get("aws_requests_per_job")) or 0
+    if per_job > 6:
+        notes.append(
+            "AWS requests per job: 1 API call + 3 DynamoDB writes (create, conditional claim, complete) + 1 "
+            "SendMessage + 1 PutObject = 6 before the event source mapping's receive/delete share (at least 0.2 with "
+            "batches of 10); the claim is what keeps a duplicate delivery from running a job twice"
+        )
     listing_figs = figures.get("listing")
     if listing_figs and listing_figs.get("ratio_raw_query_p50", 0) > 1.5:
         notes.append(
