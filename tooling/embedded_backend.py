@@ -296,6 +296,43 @@ def patch_request_counts() -> None:
     dispatcher.__call__ = __call__
 
 
+def patch_dynamodb_partitioned_query() -> None:
+    """Make a base-table Query read only its partition, as DynamoDB does.
+
+    moto answers every Query by sorting all the table's items and filtering them, so its cost
+    grows with other partitions' data: a listing of 50 jobs took 13x longer beside 100,000
+    other users' jobs. DynamoDB reads only the queried partition; here the query sees the
+    partition's items (moto keeps them grouped by hash key already) and nothing else. Index
+    queries and scans are unchanged.
+    """
+    from moto.dynamodb.models import table as table_models
+
+    table_cls: Any = table_models.Table
+    scope = threading.local()
+    original_all_items = table_cls.all_items
+    original_query = table_cls.query
+
+    def all_items(self: Any) -> list[Any]:
+        partition = getattr(scope, "partition", None)
+        if partition is not None and partition[0] is self:
+            items = self.items.get(partition[1])  # .get: items is a defaultdict
+            return sorted(items.values(), key=lambda item: item.range_key) if items else []
+        return list(original_all_items(self))
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        if index_name or hash_key is None or not self.range_key_attr:
+            return original_query(self, hash_key, *args, **kwargs)
+        scope.partition = (self, hash_key)
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            scope.partition = None
+
+    table_cls.all_items = all_items
+    table_cls.query = query
+
+
 PATCHES = (
     patch_lambda_esm,
     patch_sqs_redrive_policy,
@@ -303,6 +340,7 @@ PATCHES = (
     patch_lambda_logging_config,
     patch_s3_policy_conditions,
     patch_request_counts,
+    patch_dynamodb_partitioned_query,
 )
 
 

@@ -59,3 +59,59 @@ def test_deny_when_transport_is_secure_applies(backend: EmbeddedBackend) -> None
     with pytest.raises(ClientError) as denied:
         s3.put_object(Bucket="deny-tls", Key="k", Body=b"v")
     assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_partitioned_query_returns_exactly_what_dynamodb_would(backend: EmbeddedBackend) -> None:
+    from tests.support import create_jobs_table
+
+    ddb = boto3.client(
+        "dynamodb",
+        endpoint_url=backend.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    create_jobs_table(ddb, "partitioned")
+    for owner in ("a", "b", "c"):
+        for n in range(12):
+            ddb.put_item(
+                TableName="partitioned",
+                Item={
+                    "owner_id": {"S": owner},
+                    "job_id": {"S": f"{n:04d}"},
+                    "owner_status": {"S": f"{owner}#{'DONE' if n % 2 else 'NEW'}"},
+                },
+            )
+    page = ddb.query(
+        TableName="partitioned",
+        KeyConditionExpression="owner_id = :o AND job_id < :before",
+        ExpressionAttributeValues={":o": {"S": "b"}, ":before": {"S": "0010"}},
+        ScanIndexForward=False,
+        Limit=4,
+    )
+    assert [i["job_id"]["S"] for i in page["Items"]] == ["0009", "0008", "0007", "0006"]
+    assert {i["owner_id"]["S"] for i in page["Items"]} == {"b"}
+    rest = ddb.query(
+        TableName="partitioned",
+        KeyConditionExpression="owner_id = :o AND job_id < :before",
+        ExpressionAttributeValues={":o": {"S": "b"}, ":before": {"S": "0010"}},
+        ScanIndexForward=False,
+        ExclusiveStartKey=page["LastEvaluatedKey"],
+    )
+    assert [i["job_id"]["S"] for i in rest["Items"]] == ["0005", "0004", "0003", "0002", "0001", "0000"]
+    assert (
+        ddb.query(
+            TableName="partitioned",
+            KeyConditionExpression="owner_id = :o",
+            ExpressionAttributeValues={":o": {"S": "nobody"}},
+        )["Items"]
+        == []
+    )
+    by_status = ddb.query(
+        TableName="partitioned",
+        IndexName="by_owner_status",
+        KeyConditionExpression="owner_status = :s",
+        ExpressionAttributeValues={":s": {"S": "c#DONE"}},
+    )
+    assert [i["job_id"]["S"] for i in by_status["Items"]] == [f"{n:04d}" for n in range(1, 12, 2)]
+    assert ddb.scan(TableName="partitioned")["Count"] == 36
