@@ -277,3 +277,30 @@ def kill_a_busy_worker(stack: LocalStack, timeout: float = 60.0) -> int:
     pids = wait_for(lambda: _busy_worker_pids(stack), timeout, "a worker environment busy with a batch", 0.005)
     os.kill(pids[0], signal.SIGKILL)
     return pids[0]
+
+
+def assert_completed_once(stack: LocalStack, job_ids: list[str], records: list[dict[str, Any]], start_ms: int) -> None:
+    """Each job's action ran to completion once: one "job complete" line in the worker's log group."""
+    assert stack.runtime is not None
+    stack.runtime.logs.flush(30)
+    events = log_messages(stack.client("logs"), stack.outputs["worker_log_group"], "job complete", start_ms)
+    wanted = set(job_ids)
+    seen: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        if event.get("correlation_id") in wanted:
+            seen.setdefault(event["correlation_id"], []).append(event)
+    missing = wanted - set(seen)
+    twice = {job_id: found for job_id, found in seen.items() if len(found) > 1}
+    by_id = {r["job_id"]: r for r in records}
+    detail = {
+        job_id: {
+            "record": {k: by_id.get(job_id, {}).get(k) for k in ("status", "attempts", "startedAt", "completedAt")},
+            "completions": [
+                {k: e.get(k) for k in ("timestamp", "function_request_id", "attempt", "cold_start")} for e in found
+            ],
+        }
+        for job_id, found in list(twice.items())[:5]
+    }
+    assert not missing and not twice, (
+        f"{len(missing)} job(s) without and {len(twice)} with several completions: {detail}"
+    )
