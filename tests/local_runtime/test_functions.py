@@ -97,7 +97,7 @@ def test_import_error_is_reported_like_lambda(runtime: LocalRuntime) -> None:
 
 def test_concurrency_is_bounded(runtime: LocalRuntime) -> None:
     pool = runtime.pool("lr-echo")
-    assert pool.limit == 4  # no reserved concurrency: the runtime's default
+    assert pool.limit == 8  # no reserved concurrency: the runtime's default
     assert pool.environments <= pool.limit
 
 

@@ -30,7 +30,7 @@ Use::
             result = runtime.invoke("fn-name", {"some": "event"})   # direct invoke, optional
 
 ``LocalRuntime(endpoint, *, region="us-east-1", zip_dir=build/, rest_api=None (the only REST
-API; or its id or name), stage=None (first stage), port=0 (free port), default_concurrency=4,
+API; or its id or name), stage=None (first stage), port=0 (free port), default_concurrency=8,
 refresh_interval=2.0 (None: never), console=print_console (None: silent), access_log=True)``.
 ``start()`` raises ``LocalRuntimeError`` (e.g. ``CodeNotFoundError``: the deployed code is not
 in ``zip_dir``; run ``invoke package`` then ``invoke deploy``) with a message saying what to do.

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", default=None, help="stage for the printed URL (default: the first)")
     parser.add_argument("--port", type=int, default=0, help="front port on 127.0.0.1 (default: a free one)")
     parser.add_argument(
-        "--concurrency", type=int, default=4, help="environments per function without reserved concurrency"
+        "--concurrency", type=int, default=8, help="environments per function without reserved concurrency"
     )
     parser.add_argument(
         "--refresh-interval", type=float, default=2.0, help="seconds between re-reads of the deployment (0: never)"

@@ -240,7 +240,7 @@ class PoolSettings:
     region: str
     credentials: dict[str, str]
     python: str = sys.executable
-    default_concurrency: int = 4
+    default_concurrency: int = 8
     init_timeout: float = INIT_TIMEOUT_SECONDS
     extra_env: dict[str, str] = field(default_factory=dict)
 

@@ -45,7 +45,7 @@ class LocalRuntime:
         rest_api: str | None = None,
         stage: str | None = None,
         port: int = 0,
-        default_concurrency: int = 4,
+        default_concurrency: int = 8,
         refresh_interval: float | None = 2.0,
         console: Console | None = print_console,
         access_log: bool = True,
