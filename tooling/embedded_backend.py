@@ -333,8 +333,30 @@ def patch_dynamodb_partitioned_query() -> None:
     table_cls.query = query
 
 
+def patch_dynamodb_atomic_requests() -> None:
+    """Make each DynamoDB request atomic, as DynamoDB's conditional writes are.
+
+    moto's server handles requests on concurrent threads and checks a ConditionExpression,
+    then applies the update, with nothing held in between: under load two conditional
+    updates of one item can both pass (seen here: two workers both claimed PENDING ->
+    PROCESSING, so one job ran twice). One lock around each DynamoDB request restores the
+    all-or-nothing semantics the stack relies on (claims, leases, completion).
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.RLock()
+    original = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with lock:
+            return original(self)
+
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+
 PATCHES = (
     patch_lambda_esm,
+    patch_dynamodb_atomic_requests,
     patch_sqs_redrive_policy,
     patch_sqs_redrive_allow_policy,
     patch_lambda_logging_config,

@@ -279,8 +279,15 @@ def kill_a_busy_worker(stack: LocalStack, timeout: float = 60.0) -> int:
     return pids[0]
 
 
-def assert_completed_once(stack: LocalStack, job_ids: list[str], records: list[dict[str, Any]], start_ms: int) -> None:
-    """Each job's action ran to completion once: one "job complete" line in the worker's log group."""
+def assert_completed_once(
+    stack: LocalStack, job_ids: list[str], records: list[dict[str, Any]], start_ms: int, killed_batch: int = 0
+) -> None:
+    """Each job's action ran to completion once: never two "job complete" lines in the worker's log group.
+
+    A worker killed between marking a job COMPLETE and logging it leaves no line (the redelivery
+    then finds the job COMPLETE and only acknowledges it): up to ``killed_batch`` jobs may have
+    none, and those must have been claimed once.
+    """
     assert stack.runtime is not None
     stack.runtime.logs.flush(30)
     events = log_messages(stack.client("logs"), stack.outputs["worker_log_group"], "job complete", start_ms)
@@ -301,6 +308,8 @@ def assert_completed_once(stack: LocalStack, job_ids: list[str], records: list[d
         }
         for job_id, found in list(twice.items())[:5]
     }
-    assert not missing and not twice, (
+    by_id_attempts = {r["job_id"]: int(r.get("attempts", 0)) for r in records}
+    unlogged_ok = len(missing) <= killed_batch and all(by_id_attempts.get(j) == 1 for j in missing)
+    assert unlogged_ok and not twice, (
         f"{len(missing)} job(s) without and {len(twice)} with several completions: {detail}"
     )

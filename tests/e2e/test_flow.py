@@ -215,7 +215,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(stack: LocalStack, console: Any
         job = user.api.job(job_id)
         assert job["status"] == "COMPLETE"
         assert f"left {job['name'][1:]}" in requests.get(job["result_url"], timeout=30).text
-    assert_completed_once(stack, job_ids, records, 0)
+    assert_completed_once(stack, job_ids, records, 0, killed_batch=10)
     assert versions == dict.fromkeys(versions, 1), "a result object was written more than once"
 
 
