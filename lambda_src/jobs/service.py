@@ -219,10 +219,13 @@ class JobProcessor:
             except AlreadyHandled as handled:
                 return ProcessResult(Outcome.SKIPPED, handled.job)
         started = time.monotonic()
+        key = job.result_key()
         try:
-            text = run_action(_action_input(job))
-            key = job.result_key()
-            self.results.put(key, text)
+            # A taken-over job (attempt > 1) may have died after writing its result and before
+            # marking COMPLETE: a complete result is then already there (S3 PUTs are atomic),
+            # so it is not computed and written again.
+            if job.attempts <= 1 or not self.results.exists(key):
+                self.results.put(key, run_action(_action_input(job)))
             done = self.table.complete(job.owner_id, job.job_id, lease_owner, key, iso(utc_now()))
         except Exception as exc:
             error = _describe(exc)

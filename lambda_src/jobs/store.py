@@ -368,6 +368,15 @@ class ResultBucket:
             ContentType="text/plain; charset=utf-8",
         )
 
+    def exists(self, key: str) -> bool:
+        try:
+            self._s3.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
     def presign(self, key: str, ttl_seconds: int) -> str:
         url: str = self._s3.generate_presigned_url(
             "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=ttl_seconds

@@ -11,6 +11,8 @@ from unittest import mock
 import pytest
 
 from jobs import actions
+from jobs.service import JobMessage
+from jobs.worker import job_processor
 from tests.unit.conftest import (
     MAX_RECEIVE,
     TABLE,
@@ -68,9 +70,6 @@ def run_elsewhere(body: str) -> tuple[threading.Thread, list[str]]:
     (One environment runs one invocation at a time, so the handler's batch processor is not
     shared between threads; the other environment is the domain processor itself.)
     """
-    from jobs.service import JobMessage
-    from jobs.worker import job_processor
-
     outcome: list[str] = []
 
     def run() -> None:
@@ -312,3 +311,33 @@ def test_dynamodb_throttling_is_retried(stack: Stack) -> None:
         ddb.meta.events.unregister("before-send.dynamodb.UpdateItem", throttle)
     assert throttles["sent"] == 3  # three throttled answers, each retried by the client
     assert job(job_id)["status"] == "COMPLETE"
+
+
+def test_takeover_after_result_written_does_not_run_or_write_again(stack: Stack) -> None:
+    """An attempt died after its S3 PUT and before COMPLETE: the next one completes from the result."""
+    job_id, body = new_job(stack)
+    counter = CountingRun()
+    with mock.patch("jobs.service.run_action", counter):
+        # The first attempt: claim, run, write... then its process dies before COMPLETE.
+        with mock.patch("jobs.store.JobTable.complete", side_effect=SystemExit("killed")), pytest.raises(SystemExit):
+            job_processor().process(JobMessage.parse(body), 1, 0.0)
+        assert counter.runs[job_id] == 1 and len(stack.objects()) == 1
+        time.sleep(3.1)  # its lease (at least 1 s, rounded up to whole seconds) runs out
+        assert call_worker(sqs_record(body, receive_count=2)) == []
+    assert counter.runs[job_id] == 1
+    versions = stack.s3.list_object_versions(Bucket="jobs-test-results").get("Versions", [])
+    assert len(versions) == 1
+    assert job(job_id)["status"] == "COMPLETE"
+    assert item(stack, job_id)["attempts"]["N"] == "2"
+
+
+def test_takeover_without_a_result_runs_the_action(stack: Stack) -> None:
+    job_id, body = new_job(stack)
+    counter = CountingRun()
+    with mock.patch("jobs.service.run_action", counter):
+        with mock.patch("jobs.store.ResultBucket.put", side_effect=SystemExit("killed")), pytest.raises(SystemExit):
+            job_processor().process(JobMessage.parse(body), 1, 0.0)
+        time.sleep(3.1)
+        assert call_worker(sqs_record(body, receive_count=2)) == []
+    assert counter.runs[job_id] == 2
+    assert len(stack.objects()) == 1 and job(job_id)["status"] == "COMPLETE"

@@ -144,6 +144,20 @@ data "aws_iam_policy_document" "worker" {
     resources = ["${var.bucket_arn}/*"]
   }
 
+  # A retried job checks whether its died predecessor already wrote the result (HeadObject);
+  # ListBucket makes a missing key answer 404 instead of 403.
+  statement {
+    sid       = "CheckResults"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.bucket_arn}/*"]
+  }
+
+  statement {
+    sid       = "CheckMissingResults"
+    actions   = ["s3:ListBucket"]
+    resources = [var.bucket_arn]
+  }
+
   statement {
     sid = "ConsumeJobs"
     actions = [
