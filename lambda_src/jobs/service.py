@@ -5,6 +5,7 @@ Called by the thin handlers; talks to AWS only through ``jobs.store``.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -162,8 +163,6 @@ class JobMessage:
 
     @classmethod
     def parse(cls, body: str) -> JobMessage:
-        import json
-
         try:
             data = json.loads(body)
         except (ValueError, TypeError) as exc:

@@ -45,7 +45,9 @@ _FIELDS = {
     "lease_until": "lease_until",
     "expires_at": "expires_at",
 }
-_LIST_PROJECTION = [a for f, a in _FIELDS.items() if f not in ("context1", "context2")]
+# What a listing reads: everything but the job's inputs (placeholders for reserved words).
+_PLACEHOLDERS = {attr: placeholder for placeholder, attr in _NAMES.items()}
+_LIST_PROJECTION = ", ".join(_PLACEHOLDERS.get(a, a) for f, a in _FIELDS.items() if f not in ("context1", "context2"))
 
 
 def _owner_status(owner_id: str, status: Status) -> str:
@@ -194,11 +196,6 @@ class JobTable:
 
     def list(self, owner_id: str, status: Status | None, limit: int, before: str | None) -> tuple[list[Job], bool]:
         """Up to ``limit`` jobs, newest first, strictly older than ``before``; and whether more exist."""
-        names = {"#status": "status", "#name": "name", "#action": "action", "#error": "error"}
-        projection = ", ".join(
-            {"status": "#status", "name": "#name", "action": "#action", "error": "#error"}.get(a, a)
-            for a in _LIST_PROJECTION
-        )
         if status is None:
             key_attr, key_value = "owner_id", owner_id
             extra: dict[str, Any] = {"ConsistentRead": True}
@@ -217,8 +214,8 @@ class JobTable:
                 "TableName": self._table,
                 "KeyConditionExpression": condition,
                 "ExpressionAttributeValues": values,
-                "ExpressionAttributeNames": names,
-                "ProjectionExpression": projection,
+                "ExpressionAttributeNames": _NAMES,
+                "ProjectionExpression": _LIST_PROJECTION,
                 "ScanIndexForward": False,
                 "Limit": limit + 1 - len(jobs),
                 **extra,
