@@ -9,7 +9,6 @@ anything reachable through this server must never be exposed beyond this machine
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import os
@@ -23,7 +22,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -467,12 +465,6 @@ class EmbeddedBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def running_backend(port: int = 0) -> Iterator[EmbeddedBackend]:
-    with EmbeddedBackend(port=port) as backend:
-        yield backend
 
 
 def main(argv: list[str] | None = None) -> None:

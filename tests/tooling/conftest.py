@@ -22,11 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def backend(tmp_path_factory) -> Iterator[EmbeddedBackend]:
     log = tmp_path_factory.mktemp("moto") / "moto.log"
-    server = EmbeddedBackend(log_path=str(log)).start()
-    try:
+    with EmbeddedBackend(log_path=str(log)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
