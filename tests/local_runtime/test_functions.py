@@ -105,6 +105,10 @@ def test_logs_reach_the_console_and_cloudwatch(stack: Stack, runtime: LocalRunti
     result = runtime.invoke("lr-echo", {"log": "me"})
     assert result.ok
     marker = f"echo says hello from lr-echo ({result.request_id})"
+    # The function's stdout/stderr are pumped to the console asynchronously (as Lambda ships
+    # logs apart from the response): wait for both lines, then require both exactly.
+    wanted = {f"[lr-echo] {marker}", "[lr-echo] echo writes to stderr too"}
+    wait_for(lambda: wanted <= set(stack.console), 10, "the invocation's console lines")
     assert any(line == f"[lr-echo] {marker}" for line in stack.console)
     assert any(line == "[lr-echo] echo writes to stderr too" for line in stack.console)
     assert runtime.logs.flush(10)
