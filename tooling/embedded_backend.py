@@ -62,6 +62,45 @@ def patch_lambda_esm() -> None:
     sqs_models.Queue.__init__ = __init__  # type: ignore[method-assign]
 
 
+def patch_sqs_queue_scans() -> None:
+    """Keep moto's SQS fast on deep queues, as SQS is.
+
+    moto computes each approximate count in its own pass over every message, reading the
+    clock once per message, and, for every message ReceiveMessage hands out, rebuilds all of
+    the queue's attributes (counts included) three times just to read its retention period:
+    ReceiveMessage(10) took 2.1 s at depth 2,200 and SendMessage 130 ms, so under load a
+    worker's batch spent its whole timeout waiting on the queue. Here the retention period is
+    read directly and each count is one pass with one clock read; what is returned is
+    unchanged.
+    """
+    from moto.sqs import models as sqs_models
+
+    queue_cls: Any = sqs_models.Queue
+    backend_cls: Any = sqs_models.SQSBackend
+    now_ms = sqs_models.unix_time_millis
+
+    def visible_now(self: Any) -> list[Any]:
+        now = now_ms()
+        return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+
+    def delayed(self: Any) -> int:
+        now = now_ms()
+        return sum(1 for m in self._messages if now < m.delayed_until)
+
+    def not_visible(self: Any) -> int:
+        now = now_ms()
+        return sum(1 for m in self._messages if not now > m.visible_at)
+
+    def retention_ok(self: Any, queue_name: str, message: Any) -> bool:
+        retention = int(self.get_queue(queue_name).message_retention_period)
+        return bool(retention + message.sent_timestamp / 1000 > sqs_models.unix_time())
+
+    queue_cls.messages = property(visible_now)
+    queue_cls.approximate_number_of_messages_delayed = property(delayed)
+    queue_cls.approximate_number_of_messages_not_visible = property(not_visible)
+    backend_cls.is_message_valid_based_on_retention_period = retention_ok
+
+
 def patch_sqs_redrive_policy() -> None:
     """Return an SQS RedrivePolicy in the compact JSON form it was written in.
 
@@ -355,6 +394,7 @@ def patch_dynamodb_atomic_requests() -> None:
 PATCHES = (
     patch_lambda_esm,
     patch_dynamodb_atomic_requests,
+    patch_sqs_queue_scans,
     patch_sqs_redrive_policy,
     patch_sqs_redrive_allow_policy,
     patch_lambda_logging_config,

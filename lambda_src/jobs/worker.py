@@ -6,6 +6,7 @@ Each record is ``{"owner_id", "job_id"}``. A record that fails is reported in
 
 from __future__ import annotations
 
+import time
 from functools import cache
 from typing import Any
 
@@ -15,6 +16,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs import aws
+from jobs.deadline import RecordTimer
 from jobs.service import JobMessage, JobProcessor, Outcome
 from jobs.settings import get_settings
 from jobs.telemetry import logger, metrics, tracer
@@ -26,9 +28,16 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 # Margin kept between the end of a lease and the end of the invocation.
 LEASE_MARGIN_SECONDS = 5.0
 
+# What a record needs here, so a batch starts only the records it can finish in time.
+timer = RecordTimer()
+
 
 class JobFailedFinally(Exception):
     """The job was marked FAILED on its last attempt; the message goes on to the DLQ."""
+
+
+class NoTimeLeft(Exception):
+    """Too little of the invocation is left to run this record: it comes back untouched."""
 
 
 @cache
@@ -42,7 +51,19 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
     logger.set_correlation_id(message.job_id)
     receive_count = int(record.attributes.approximate_receive_count or 1)
     remaining = lambda_context.get_remaining_time_in_millis() / 1000.0
-    result = job_processor().process(message, receive_count, remaining + LEASE_MARGIN_SECONDS)
+    # A record on its last attempt always runs: sent back, it would reach the DLQ unrun.
+    if receive_count < settings.max_receive_count and not timer.may_start(remaining):
+        logger.info(
+            "too little time left to start the job; sent back untouched",
+            extra={"attempt": receive_count, "remaining_s": round(remaining, 3), "needed_s": timer.needed_seconds()},
+        )
+        raise NoTimeLeft(f"{remaining:.2f}s left, a job needs {timer.needed_seconds():.2f}s here")
+    timer.started()
+    began = time.monotonic()
+    try:
+        result = job_processor().process(message, receive_count, remaining + LEASE_MARGIN_SECONDS)
+    finally:
+        timer.finished(time.monotonic() - began)
     if result.outcome == Outcome.COMPLETED:
         metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="JobDuration", unit=MetricUnit.Milliseconds, value=result.duration_ms)
@@ -60,6 +81,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
 @metrics.log_metrics(raise_on_empty_metrics=False)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    timer.new_invocation()
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -115,3 +115,68 @@ def test_partitioned_query_returns_exactly_what_dynamodb_would(backend: Embedded
     )
     assert [i["job_id"]["S"] for i in by_status["Items"]] == [f"{n:04d}" for n in range(1, 12, 2)]
     assert ddb.scan(TableName="partitioned")["Count"] == 36
+
+
+def test_sqs_counts_delays_and_retention_are_reported_as_sqs_does(backend: EmbeddedBackend) -> None:
+    """The fast queue scans change no answer: counts by state, delays, visibility, retention, DLQ."""
+    import time
+
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=backend.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    dlq = sqs.create_queue(QueueName="scans-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(
+        QueueName="scans",
+        Attributes={
+            "VisibilityTimeout": "30",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}),
+        },
+    )["QueueUrl"]
+    names = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+
+    def counts(queue: str = url) -> tuple[int, ...]:
+        attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=names)["Attributes"]
+        return tuple(int(attrs[n]) for n in names)
+
+    for i in range(25):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{i}")
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)
+    assert counts() == (25, 0, 1)
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert len(got) == 10 and "later" not in {m["Body"] for m in got}
+    assert counts() == (15, 10, 1)
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=got[0]["ReceiptHandle"], VisibilityTimeout=0)
+    assert counts() == (16, 9, 1)
+    all_attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (all_attrs["ApproximateNumberOfMessages"], all_attrs["MessageRetentionPeriod"]) == ("16", "345600")
+    # A message received maxReceiveCount times moves to the DLQ on its next receive.
+    lone = sqs.create_queue(
+        QueueName="scans-lone",
+        Attributes={
+            "VisibilityTimeout": "0",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}),
+        },
+    )["QueueUrl"]
+    sqs.send_message(QueueUrl=lone, MessageBody="poison")
+    for _ in range(2):
+        assert [m["Body"] for m in sqs.receive_message(QueueUrl=lone)["Messages"]] == ["poison"]
+    assert sqs.receive_message(QueueUrl=lone).get("Messages", []) == []
+    assert counts(dlq)[0] == 1
+    # A message older than the retention period is not handed out.
+    old = sqs.create_queue(
+        QueueName="scans-retention", Attributes={"VisibilityTimeout": "0", "MessageRetentionPeriod": "60"}
+    )["QueueUrl"]
+    sqs.send_message(QueueUrl=old, MessageBody="fresh")
+    time.sleep(1.2)
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=old)["Messages"]] == ["fresh"]
+    sqs.set_queue_attributes(QueueUrl=old, Attributes={"MessageRetentionPeriod": "1"})
+    assert sqs.receive_message(QueueUrl=old).get("Messages", []) == []

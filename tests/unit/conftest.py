@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from jobs.deadline import RecordTimer
 from tests.support import create_jobs_table
 
 CLIENT_ID = "test-client-id"
@@ -114,10 +116,26 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         worker.settings = api.settings
         api.service.cache_clear()
         worker.job_processor.cache_clear()
+        worker.timer = RecordTimer()  # what a record needs is learnt per test, not across tests
         yield Stack(**urls)
         aws.reset()
         api.service.cache_clear()
         worker.job_processor.cache_clear()
+
+
+class DeadlineContext:
+    """A Lambda context whose remaining time runs down with the clock, as Lambda's does."""
+
+    function_name = "jobs-test"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:jobs-test"
+    aws_request_id = "req-deadline"
+
+    def __init__(self, timeout_s: float) -> None:
+        self.deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.deadline - time.monotonic()) * 1000)
 
 
 class FakeContext:

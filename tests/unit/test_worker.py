@@ -341,3 +341,58 @@ def test_takeover_without_a_result_runs_the_action(stack: Stack) -> None:
         assert call_worker(sqs_record(body, receive_count=2)) == []
     assert counter.runs[job_id] == 2
     assert len(stack.objects()) == 1 and job(job_id)["status"] == "COMPLETE"
+
+
+def test_a_slow_batch_ends_in_time_and_every_job_completes(stack: Stack) -> None:
+    """Records slower than the timeout allows for a whole batch: each invocation starts only
+    what it can finish, reports the rest as failures untouched, and ends before its deadline;
+    the records that come back are run by the next invocations, each job exactly once."""
+    from jobs.worker import lambda_handler
+    from tests.unit.conftest import DeadlineContext
+
+    timeout_s, action_s = 2.0, 0.4
+    jobs = [new_job(stack) for _ in range(6)]
+    counter = CountingRun()
+
+    def slow(job_input: actions.ActionInput) -> str:
+        time.sleep(action_s)
+        return counter(job_input)
+
+    batch = [sqs_record(body, message_id=job_id) for job_id, body in jobs]
+    invocations: list[tuple[int, int, float]] = []  # (records, failed, seconds left at the end)
+    with mock.patch("jobs.service.run_action", slow):
+        for _attempt in range(1, MAX_RECEIVE + 1):
+            context = DeadlineContext(timeout_s)
+            failed = [f["itemIdentifier"] for f in lambda_handler({"Records": batch}, context)["batchItemFailures"]]
+            invocations.append((len(batch), len(failed), context.get_remaining_time_in_millis() / 1000))
+            # SQS hands the failed records back, their receive count one higher
+            batch = [
+                sqs_record(r["body"], receive_count=int(r["attributes"]["ApproximateReceiveCount"]) + 1, message_id=i)
+                for r in batch
+                for i in [r["messageId"]]
+                if i in failed
+            ]
+            if not batch:
+                break
+    assert batch == [], invocations
+    assert all(left > 0 for _, _, left in invocations), invocations
+    assert invocations[0][1] > 0, "the first batch did not need to stop early: the test shows nothing"
+    assert {job(job_id)["status"] for job_id, _ in jobs} == {"COMPLETE"}
+    assert counter.runs == {job_id: 1 for job_id, _ in jobs}
+    assert len(stack.objects()) == len(jobs)
+
+
+def test_a_record_on_its_last_attempt_runs_even_late(stack: Stack) -> None:
+    """Sent back on its last attempt it would reach the DLQ unrun: it runs, whatever is left."""
+    from jobs.worker import lambda_handler
+    from tests.unit.conftest import DeadlineContext
+
+    first_id, first = new_job(stack)
+    last_id, last = new_job(stack)
+    with mock.patch("jobs.service.run_action", lambda job_input: time.sleep(0.3) or "done"):
+        result = lambda_handler(
+            {"Records": [sqs_record(first, message_id="a"), sqs_record(last, MAX_RECEIVE, message_id="b")]},
+            DeadlineContext(0.5),
+        )
+    assert result["batchItemFailures"] == []
+    assert job(first_id)["status"] == job(last_id)["status"] == "COMPLETE"
