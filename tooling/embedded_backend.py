@@ -9,6 +9,7 @@ anything reachable through this server must never be exposed beyond this machine
 from __future__ import annotations
 
 import argparse
+import inspect
 import io
 import json
 import os
@@ -376,19 +377,36 @@ def patch_dynamodb_atomic_requests() -> None:
     moto's server handles requests on concurrent threads and checks a ConditionExpression,
     then applies the update, with nothing held in between: under load two conditional
     updates of one item can both pass (seen here: two workers both claimed PENDING ->
-    PROCESSING, so one job ran twice). One lock around each DynamoDB request restores the
+    PROCESSING, so one job ran twice). One lock around each DynamoDB operation restores the
     all-or-nothing semantics the stack relies on (claims, leases, completion).
+
+    The lock covers the operation and a copy of its result, not the serialising of the
+    response: moto's serializer is slow (a Query of 500 items held the lock for most of a
+    second, stalling every worker's claim and completion behind it), and the copy is what no
+    later request can change.
     """
+    import copy
+    import functools
+
+    from moto.core.responses import ActionResult
     from moto.dynamodb.responses import DynamoHandler
 
     lock = threading.RLock()
-    original = DynamoHandler.call_action
 
-    def call_action(self: Any) -> Any:
-        with lock:
-            return original(self)
+    def locked(operation: Any) -> Any:
+        @functools.wraps(operation)
+        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                result = operation(self, *args, **kwargs)
+                if isinstance(result, ActionResult):
+                    return ActionResult(copy.deepcopy(result.result))
+                return result
 
-    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+        return run
+
+    for name, member in list(vars(DynamoHandler).items()):
+        if not name.startswith("_") and inspect.isfunction(member) and name != "call_action":
+            setattr(DynamoHandler, name, locked(member))
 
 
 PATCHES = (

@@ -202,6 +202,31 @@ def records_of(dynamodb: Any, table: str, owner_id: str) -> list[dict[str, Any]]
     return items
 
 
+def finished_count(dynamodb: Any, table: str, owner_id: str) -> int:
+    """How many of ``owner_id``'s jobs are in a terminal state: a counting Query, so polling it
+    does not make the backend serialise every record (which would slow the stack under test)."""
+    total = 0
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "owner_id = :o",
+        "FilterExpression": "#s IN (" + ", ".join(f":t{i}" for i in range(len(TERMINAL))) + ")",
+        "ExpressionAttributeNames": {"#s": "status"},
+        "ExpressionAttributeValues": {
+            ":o": {"S": owner_id},
+            **{f":t{i}": {"S": status} for i, status in enumerate(sorted(TERMINAL))},
+        },
+        "Select": "COUNT",
+        "ConsistentRead": True,
+    }
+    for _ in range(10_000):
+        resp = dynamodb.query(**kwargs)
+        total += int(resp["Count"])
+        if "LastEvaluatedKey" not in resp:
+            break
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+    return total
+
+
 def object_versions(s3: Any, bucket: str, prefix: str) -> tuple[dict[str, int], int]:
     """Per key, how many versions exist under ``prefix``; and how many delete markers."""
     versions: dict[str, int] = {}

@@ -19,6 +19,7 @@ from tests.e2e.support import (
     User,
     assert_completed_once,
     dlq_bodies,
+    finished_count,
     forge,
     hs256_with_public_key,
     kill_a_busy_worker,
@@ -89,12 +90,13 @@ def test_2000_jobs_delivered_twice_with_a_worker_killed(stack: LocalStack, make_
     def all_records() -> list[dict[str, Any]]:
         return [r for owner in owners for r in records_of(ddb, table, owner)]
 
-    def finished() -> list[dict[str, Any]] | None:
-        records = all_records()
-        return records if len(records) == LOAD_JOBS and all(r["status"] in TERMINAL for r in records) else None
+    def finished() -> bool:
+        return sum(finished_count(ddb, table, owner) for owner in owners) >= LOAD_JOBS
 
     visibility = int(stack.outputs["visibility_timeout_seconds"])
-    records = wait_for(finished, 300 + 3 * visibility, "all 2,000 jobs to finish", interval=3.0)
+    wait_for(finished, 300 + 3 * visibility, "all 2,000 jobs to finish", interval=3.0)
+    records = all_records()
+    assert len(records) == LOAD_JOBS and all(r["status"] in TERMINAL for r in records)
     complete_seconds = time.monotonic() - started
     # Duplicates that met their job PROCESSING were sent back; they come back and are acknowledged.
     wait_for(lambda: queue_depth(sqs, queue_url) == (0, 0), 3 * visibility + 60, "the queue to drain", 2.0)
@@ -136,7 +138,9 @@ def test_2000_jobs_delivered_twice_with_a_worker_killed(stack: LocalStack, make_
     print(
         f"\n2,000 jobs x2 deliveries, 1 worker killed: submitted in {submit_seconds:.0f}s, "
         f"all COMPLETE at {complete_seconds:.0f}s, queue drained at {drained_seconds:.0f}s; "
-        f"{len(retaken)} job(s) taken over after the kill"
+        f"{len(retaken)} job(s) taken over after the kill; worker invocations timed out: "
+        f"{len(console.matching('jobs-local-worker', 'Task timed out'))}, records sent back for lack of time: "
+        f"{len(console.matching('too little time left to start the job'))}"
     )
 
 

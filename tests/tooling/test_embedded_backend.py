@@ -180,3 +180,55 @@ def test_sqs_counts_delays_and_retention_are_reported_as_sqs_does(backend: Embed
     assert [m["Body"] for m in sqs.receive_message(QueueUrl=old)["Messages"]] == ["fresh"]
     sqs.set_queue_attributes(QueueUrl=old, Attributes={"MessageRetentionPeriod": "1"})
     assert sqs.receive_message(QueueUrl=old).get("Messages", []) == []
+
+
+def test_concurrent_conditional_claims_of_one_item_let_exactly_one_through(backend: EmbeddedBackend) -> None:
+    """DynamoDB's conditional writes are atomic: of many concurrent claims one wins, every
+    time, also while large Queries are being answered beside them."""
+    import concurrent.futures
+
+    from tests.support import create_jobs_table
+
+    def client():
+        return boto3.client(
+            "dynamodb",
+            endpoint_url=backend.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+    ddb = client()
+    create_jobs_table(ddb, "claims")
+    for n in range(300):  # a partition large enough that answering a Query of it takes a while
+        ddb.put_item(TableName="claims", Item={"owner_id": {"S": "big"}, "job_id": {"S": f"{n:04d}"}})
+
+    def claim(item: str, who: int) -> bool:
+        try:
+            client().update_item(
+                TableName="claims",
+                Key={"owner_id": {"S": "o"}, "job_id": {"S": item}},
+                UpdateExpression="SET lease_owner = :me",
+                ConditionExpression="attribute_not_exists(lease_owner)",
+                ExpressionAttributeValues={":me": {"S": str(who)}},
+            )
+            return True
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+            return False
+
+    def query() -> int:
+        return len(
+            client().query(
+                TableName="claims",
+                KeyConditionExpression="owner_id = :o",
+                ExpressionAttributeValues={":o": {"S": "big"}},
+            )["Items"]
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        listings = [pool.submit(query) for _ in range(4)]
+        rounds = [[pool.submit(claim, f"item-{r}", who) for who in range(8)] for r in range(25)]
+        assert [f.result() for f in listings] == [300] * 4
+        wins = [sum(f.result() for f in claims) for claims in rounds]
+    assert wins == [1] * 25
