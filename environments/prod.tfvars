@@ -22,8 +22,9 @@ worker_batching_window_seconds = 2
 worker_max_concurrency         = 20
 log_level                      = "INFO"
 
-max_receive_count               = 5
-queue_message_retention_seconds = 1209600
+max_receive_count = 5
+# 7 days (at most 10): a message keeps its age in the 14-day DLQ, so dead letters stay there at least 7 days
+queue_message_retention_seconds = 604800
 job_retention_days              = 90
 result_retention_days           = 90
 result_url_ttl_seconds          = 300

@@ -177,7 +177,7 @@ variable "max_receive_count" {
 }
 
 variable "queue_message_retention_seconds" {
-  description = "How long the jobs queue keeps an unprocessed message."
+  description = "How long the jobs queue keeps an unprocessed message (60 s to 10 days: dead letters keep their age in the 14-day DLQ)."
   type        = number
   default     = 345600
 }

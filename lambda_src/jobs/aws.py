@@ -20,13 +20,16 @@ _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 8},
     connect_timeout=3,
     read_timeout=10,
-    signature_version="s3v4",
 )
+# Per service on top of that: presigned result URLs are SigV4 (the only scheme S3 accepts in
+# every region); no other service needs a signature setting.
+_SERVICE_CONFIG = {"s3": Config(signature_version="s3v4")}
 
 
 @cache
 def client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+    config = _CONFIG.merge(_SERVICE_CONFIG[service]) if service in _SERVICE_CONFIG else _CONFIG
+    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
 
 
 def job_table(settings: Settings | None = None) -> JobTable:

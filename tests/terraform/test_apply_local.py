@@ -52,7 +52,12 @@ def test_functions_match_the_contract_and_the_zips(local_stack, aws, lambda_zips
         assert config["Runtime"] == RUNTIME
         assert config["Architectures"] == [LOCAL["lambda_architecture"]]
         assert config["TracingConfig"]["Mode"] == "Active"
-        assert config["LoggingConfig"] == {"LogFormat": "JSON", "LogGroup": outputs[f"{name}_log_group"]}
+        assert config["LoggingConfig"] == {
+            "LogFormat": "JSON",
+            "LogGroup": outputs[f"{name}_log_group"],
+            "ApplicationLogLevel": LOCAL["log_level"],
+            "SystemLogLevel": LOCAL["log_level"],
+        }
         assert config["CodeSha256"] == code_sha256(lambda_zips[name])
         variables = config["Environment"]["Variables"]
         assert set(variables) == ENV_VARS

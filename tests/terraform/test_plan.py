@@ -18,7 +18,7 @@ from tests.terraform.contract import (
     planned_change,
     planned_resources,
 )
-from tooling.terraform import discover_provider_mirror
+from tooling.terraform import TerraformError, discover_provider_mirror
 
 pytestmark = pytest.mark.terraform
 
@@ -87,7 +87,13 @@ def test_plan_functions_follow_the_contract(env_plan):
         assert fn["runtime"] == RUNTIME
         assert fn["architectures"] == [settings.get("lambda_architecture", DEFAULT_ARCHITECTURE)]
         assert fn["tracing_config"] == [{"mode": "Active"}]
-        assert fn["logging_config"][0]["log_format"] == "JSON"
+        logging = fn["logging_config"][0]
+        assert logging["log_format"] == "JSON"
+        # the env's log level reaches CloudWatch: Lambda filters JSON logs by these
+        assert (logging["application_log_level"], logging["system_log_level"]) == {
+            "DEBUG": ("DEBUG", "DEBUG"),
+            "INFO": ("INFO", "INFO"),
+        }[settings["log_level"]]
         # The environment map holds the queue URL, known only after apply: its names and values
         # are checked on the applied stack (test_apply_local.py).
         after, unknown = planned_change(plan, f'module.compute.aws_lambda_function.function["{name}"]')
@@ -114,7 +120,10 @@ def test_plan_storage_and_queue_follow_the_contract(env_plan):
     queue = resources["module.queue.aws_sqs_queue.jobs"]
     timeout, window = int(settings["worker_timeout_seconds"]), int(settings["worker_batching_window_seconds"])
     assert queue["visibility_timeout_seconds"] == 6 * timeout + window
-    assert resources["module.queue.aws_sqs_queue.dlq"]["message_retention_seconds"] == 14 * 24 * 3600
+    dlq_retention = resources["module.queue.aws_sqs_queue.dlq"]["message_retention_seconds"]
+    assert dlq_retention == 14 * 24 * 3600
+    # a dead letter keeps its age: it must have days left in the DLQ to be seen and redriven
+    assert dlq_retention - queue["message_retention_seconds"] >= 4 * 24 * 3600
     esm = resources["module.compute.aws_lambda_event_source_mapping.worker"]
     assert esm["function_response_types"] == ["ReportBatchItemFailures"]
     assert esm["batch_size"] == int(settings["worker_batch_size"])
@@ -131,3 +140,20 @@ def test_plan_tags_every_resource_with_project_and_env(env_plan):
         if "tags_all" in values and values["tags_all"] is not None:
             assert values["tags_all"].get("project") == "jobs", address
             assert values["tags_all"].get("env") == env, address
+
+
+def test_a_queue_retention_that_would_let_dead_letters_expire_is_refused(make_runner, lambda_zips, tmp_path):
+    runner = make_runner(
+        "dev",
+        work_root=tmp_path,
+        variables={
+            "api_zip_path": str(lambda_zips["api"]),
+            "worker_zip_path": str(lambda_zips["worker"]),
+            "queue_message_retention_seconds": 1209600,
+        },
+    )
+    runner.init()
+    with pytest.raises(TerraformError) as refused:
+        runner.plan()
+    said = " ".join(refused.value.details.replace("│", " ").split())  # terraform wraps and frames errors
+    assert "message_retention_seconds must be between 60 and 864000 (10 days)" in said

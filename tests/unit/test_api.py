@@ -227,6 +227,7 @@ def test_get_complete_job_has_result_key_and_working_url(stack: Stack) -> None:
     assert body["completedAt"] >= body["createdAt"]
     url = body["result_url"]
     assert "X-Amz-Expires=300" in url and "X-Amz-Signature" in url
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url  # SigV4, accepted by S3 in every region
     assert f"user-a/{day}/{job_id}.txt" in url
 
 

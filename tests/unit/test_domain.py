@@ -106,3 +106,19 @@ def test_json_format_action_pretty_prints_or_fails_clearly() -> None:
     bad = actions.ActionInput("id", "n", "json-format", "{not json", "-", "2025-01-01T00:00:00.000Z")
     with pytest.raises(actions.ActionError, match="context1 is not valid JSON"):
         actions.run_action(bad)
+
+
+def test_only_the_s3_client_carries_a_signature_setting() -> None:
+    from jobs import aws
+
+    aws.client.cache_clear()
+    try:
+        s3 = aws.client("s3").meta.config
+        assert s3.signature_version == "s3v4"
+        assert s3.retries == {"mode": "standard", "total_max_attempts": 9}  # the shared settings too
+        for service in ("dynamodb", "sqs"):
+            config = aws.client(service).meta.config
+            assert config.signature_version is None or config.signature_version == "v4", service
+            assert config.retries == {"mode": "standard", "total_max_attempts": 9}  # 8 retries
+    finally:
+        aws.client.cache_clear()

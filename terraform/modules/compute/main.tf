@@ -36,6 +36,11 @@ locals {
     POWERTOOLS_LOG_LEVEL         = var.log_level
   }
 
+  # Lambda's advanced logging controls filter JSON logs by level, with names of their own:
+  # without them a function with JSON log format drops DEBUG lines whatever the code logs.
+  application_log_level = { DEBUG = "DEBUG", INFO = "INFO", WARNING = "WARN", ERROR = "ERROR", CRITICAL = "FATAL" }[var.log_level]
+  system_log_level      = { DEBUG = "DEBUG", INFO = "INFO", WARNING = "WARN", ERROR = "WARN", CRITICAL = "WARN" }[var.log_level]
+
   lambda_logs_actions = ["logs:CreateLogStream", "logs:PutLogEvents"]
   xray_actions        = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
 }
@@ -215,8 +220,10 @@ resource "aws_lambda_function" "function" {
   }
 
   logging_config {
-    log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.function[each.key].name
+    log_format            = "JSON"
+    log_group             = aws_cloudwatch_log_group.function[each.key].name
+    application_log_level = local.application_log_level
+    system_log_level      = local.system_log_level
   }
 
   tracing_config {

@@ -41,13 +41,13 @@ variable "max_receive_count" {
 }
 
 variable "message_retention_seconds" {
-  description = "How long the jobs queue keeps an unprocessed message."
+  description = "How long the jobs queue keeps an unprocessed message. At most 10 days: a message keeps its age when it moves to the DLQ, which holds it 14 days (the SQS maximum) from when it was first sent, so every dead letter stays at least 4 days in the DLQ to be seen and redriven."
   type        = number
   default     = 345600
 
   validation {
-    condition     = var.message_retention_seconds >= 60 && var.message_retention_seconds <= 1209600
-    error_message = "message_retention_seconds must be between 60 and 1209600 (14 days)."
+    condition     = var.message_retention_seconds >= 60 && var.message_retention_seconds <= 864000
+    error_message = "message_retention_seconds must be between 60 and 864000 (10 days): a message's age carries over into the DLQ (14 days, the SQS maximum), so a longer queue retention lets dead letters expire before anyone sees them."
   }
 }
 
