@@ -8,17 +8,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tooling.embedded_backend import EmbeddedBackend
-
-
-def _s3(backend: EmbeddedBackend):
-    return boto3.client(
-        "s3",
-        endpoint_url=backend.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+from tooling.aws_access import LOCAL_CREDENTIALS, AwsAccess
 
 
 def _policy(bucket: str, condition: dict | None) -> str:
@@ -34,8 +24,8 @@ def _policy(bucket: str, condition: dict | None) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
-def test_tls_only_policy_lets_sdk_traffic_through(backend: EmbeddedBackend) -> None:
-    s3 = _s3(backend)
+def test_tls_only_policy_lets_sdk_traffic_through(access: AwsAccess) -> None:
+    s3 = access.client("s3")
     s3.create_bucket(Bucket="tls-only")
     s3.put_bucket_policy(Bucket="tls-only", Policy=_policy("tls-only", {"Bool": {"aws:SecureTransport": "false"}}))
     s3.put_object(Bucket="tls-only", Key="k", Body=b"v")
@@ -43,8 +33,8 @@ def test_tls_only_policy_lets_sdk_traffic_through(backend: EmbeddedBackend) -> N
     s3.delete_object(Bucket="tls-only", Key="k")
 
 
-def test_unconditional_deny_still_denies(backend: EmbeddedBackend) -> None:
-    s3 = _s3(backend)
+def test_unconditional_deny_still_denies(access: AwsAccess) -> None:
+    s3 = access.client("s3")
     s3.create_bucket(Bucket="deny-all")
     s3.put_bucket_policy(Bucket="deny-all", Policy=_policy("deny-all", None))
     with pytest.raises(ClientError) as denied:
@@ -52,8 +42,8 @@ def test_unconditional_deny_still_denies(backend: EmbeddedBackend) -> None:
     assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
-def test_deny_when_transport_is_secure_applies(backend: EmbeddedBackend) -> None:
-    s3 = _s3(backend)
+def test_deny_when_transport_is_secure_applies(access: AwsAccess) -> None:
+    s3 = access.client("s3")
     s3.create_bucket(Bucket="deny-tls")
     s3.put_bucket_policy(Bucket="deny-tls", Policy=_policy("deny-tls", {"Bool": {"aws:SecureTransport": "true"}}))
     with pytest.raises(ClientError) as denied:
@@ -61,16 +51,10 @@ def test_deny_when_transport_is_secure_applies(backend: EmbeddedBackend) -> None
     assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
-def test_partitioned_query_returns_exactly_what_dynamodb_would(backend: EmbeddedBackend) -> None:
+def test_partitioned_query_returns_exactly_what_dynamodb_would(access: AwsAccess) -> None:
     from tests.support import create_jobs_table
 
-    ddb = boto3.client(
-        "dynamodb",
-        endpoint_url=backend.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    ddb = access.client("dynamodb")
     create_jobs_table(ddb, "partitioned")
     for owner in ("a", "b", "c"):
         for n in range(12):
@@ -117,17 +101,11 @@ def test_partitioned_query_returns_exactly_what_dynamodb_would(backend: Embedded
     assert ddb.scan(TableName="partitioned")["Count"] == 36
 
 
-def test_sqs_counts_delays_and_retention_are_reported_as_sqs_does(backend: EmbeddedBackend) -> None:
+def test_sqs_counts_delays_and_retention_are_reported_as_sqs_does(access: AwsAccess) -> None:
     """The fast queue scans change no answer: counts by state, delays, visibility, retention, DLQ."""
     import time
 
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=backend.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    sqs = access.client("sqs")
     dlq = sqs.create_queue(QueueName="scans-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     url = sqs.create_queue(
@@ -182,21 +160,15 @@ def test_sqs_counts_delays_and_retention_are_reported_as_sqs_does(backend: Embed
     assert sqs.receive_message(QueueUrl=old).get("Messages", []) == []
 
 
-def test_concurrent_conditional_claims_of_one_item_let_exactly_one_through(backend: EmbeddedBackend) -> None:
+def test_concurrent_conditional_claims_of_one_item_let_exactly_one_through(access: AwsAccess) -> None:
     """DynamoDB's conditional writes are atomic: of many concurrent claims one wins, every
     time, also while large Queries are being answered beside them."""
     import concurrent.futures
 
     from tests.support import create_jobs_table
 
-    def client():
-        return boto3.client(
-            "dynamodb",
-            endpoint_url=backend.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+    def client():  # a client per request, as separate workers would have
+        return boto3.client("dynamodb", endpoint_url=access.endpoint_url, region_name="us-east-1", **LOCAL_CREDENTIALS)
 
     ddb = client()
     create_jobs_table(ddb, "claims")
@@ -226,7 +198,7 @@ def test_concurrent_conditional_claims_of_one_item_let_exactly_one_through(backe
             )["Items"]
         )
 
-    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
         listings = [pool.submit(query) for _ in range(4)]
         rounds = [[pool.submit(claim, f"item-{r}", who) for who in range(8)] for r in range(25)]
         assert [f.result() for f in listings] == [300] * 4
