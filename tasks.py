@@ -35,7 +35,7 @@ def test(c: Context, fast: bool = False, pytest_args: str = "") -> None:
     c.run(f"{python} -m pytest {marker} {pytest_args}".strip(), echo=True, pty=False)
 
 
-@task(help={"env": ENV_HELP + "; picks the Lambda architecture to build for"})
+@task(help={"env": ENV_HELP + "; picks the Lambda architecture and Python version to build for"})
 @friendly_errors
 def package(c: Context, env: str = "") -> None:
     """Build build/api.zip and build/worker.zip (deterministic); print each zip's size and hash."""
@@ -127,6 +127,26 @@ def events(c: Context, env: str = "", limit: int = 1) -> None:
     from tooling import deploy
 
     deploy.print_events(deploy.resolve(env), limit=limit)
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "dry_run": "list the dead letters (job, owner, status, error) and what would happen; change nothing",
+        "yes": "move without listing first and asking for confirmation",
+    }
+)
+@friendly_errors
+def redrive(c: Context, env: str = "", dry_run: bool = False, yes: bool = False) -> None:
+    """Move the DLQ's dead letters of FAILED jobs back to the job queue; their jobs become PENDING.
+
+    Dead letters whose job is gone or not FAILED, and messages that are not job messages,
+    are reported and stay in the DLQ.
+    """
+    from tooling import deploy
+    from tooling import redrive as redrive_mod
+
+    redrive_mod.run(deploy.resolve(env), dry_run=dry_run, yes=yes)
 
 
 @task(

@@ -1,7 +1,8 @@
 # Partial S3 backend configuration of the dev environment:
 #   terraform -chdir=terraform init -backend-config=../environments/dev.backend.hcl
 # Create the state bucket once (versioned, encrypted, public access blocked) and replace
-# the placeholder bucket name. Locking uses S3 lock files (Terraform >= 1.10).
+# the placeholder bucket name (`invoke plan` and `invoke deploy` refuse it until then).
+# Locking uses S3 lock files (Terraform >= 1.10).
 bucket       = "jobs-tfstate-CHANGE-ME"
 key          = "serverless-job-stack/dev/terraform.tfstate"
 region       = "us-east-1"

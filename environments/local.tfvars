@@ -7,6 +7,12 @@ region  = "us-east-1"
 
 cors_allowed_origins = ["*"]
 
+# Which Cognito tokens the API takes. [] (the default): ID tokens only. A list of OAuth scopes:
+# access tokens holding at least one of them, and no ID tokens (API Gateway's rule), e.g.
+# ["aws.cognito.signin.user.admin"] (every access token InitiateAuth issues) or a resource
+# server's custom scope ["<identifier>/<scope>"]. README: "The API", tokens.
+api_authorization_scopes = []
+
 lambda_architecture            = "arm64"
 api_memory_mb                  = 256
 api_timeout_seconds            = 10

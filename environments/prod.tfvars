@@ -4,11 +4,18 @@ env     = "prod"
 region  = "us-east-1"
 
 # The existing Cognito user pool (the seed's UserPoolArn / IssuerUrl / CognitoClientId).
-# Placeholders: replace them with your pool's values before the first apply.
-cognito_user_pool_arn = "arn:aws:cognito-idp:us-east-1:222222222222:userpool/us-east-1_ProdPool1"
-cognito_issuer_url    = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_ProdPool1"
-cognito_app_client_id = "prodclientid000000000000001"
+# Placeholders (they contain CHANGEME): replace them with your pool's values. `invoke plan`
+# and `invoke deploy` refuse to run while a placeholder is left here or in <env>.backend.hcl.
+cognito_user_pool_arn = "arn:aws:cognito-idp:us-east-1:222222222222:userpool/us-east-1_CHANGEMEprod"
+cognito_issuer_url    = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_CHANGEMEprod"
+cognito_app_client_id = "prodchangeme000000000000001"
 cors_allowed_origins  = ["https://app.example.com"]
+
+# Which Cognito tokens the API takes. [] (the default): ID tokens only. A list of OAuth scopes:
+# access tokens holding at least one of them, and no ID tokens (API Gateway's rule), e.g.
+# ["aws.cognito.signin.user.admin"] (every access token InitiateAuth issues) or a resource
+# server's custom scope ["<identifier>/<scope>"]. README: "The API", tokens.
+api_authorization_scopes = []
 
 lambda_architecture            = "arm64"
 api_memory_mb                  = 512
@@ -29,10 +36,15 @@ job_retention_days              = 90
 result_retention_days           = 90
 result_url_ttl_seconds          = 300
 
-api_throttling_rate_limit          = 200
-api_throttling_burst_limit         = 400
-api_execution_logging_level        = "ERROR"
-manage_api_gateway_cloudwatch_role = true
+api_throttling_rate_limit   = 200
+api_throttling_burst_limit  = 400
+api_execution_logging_level = "ERROR"
+# API Gateway logs through ONE role per account and region (an account setting): exactly one
+# env per account/region may manage it, or destroying that env breaks the others' logging.
+# false here: set it true in the one env that owns it, or create the role once by hand
+# (docs/infrastructure.md). The stage's access and execution logs need it to exist: `invoke
+# deploy` refuses to apply without it.
+manage_api_gateway_cloudwatch_role = false
 log_retention_days                 = 365
 
 deletion_protection    = true

@@ -80,7 +80,7 @@ module "api" {
   user_pool_arn           = module.identity.user_pool_arn
   function_name           = module.compute.api_function_name
   function_invoke_arn     = module.compute.api_invoke_arn
-  cors_allowed_origins    = var.cors_allowed_origins
+  authorization_scopes    = var.api_authorization_scopes
   throttling_rate_limit   = var.api_throttling_rate_limit
   throttling_burst_limit  = var.api_throttling_burst_limit
   execution_logging_level = var.api_execution_logging_level

@@ -11,6 +11,12 @@ variable "project" {
     condition     = can(regex("^[a-z][a-z0-9-]{1,19}$", var.project))
     error_message = "project must be 2-20 characters of lowercase letters, digits and hyphens, starting with a letter."
   }
+
+  # The results bucket's name starts with project: S3 refuses names with these prefixes.
+  validation {
+    condition     = !anytrue([for reserved in ["xn--", "sthree-", "amzn-s3-demo-"] : startswith(var.project, reserved)])
+    error_message = "project must not start with xn--, sthree- or amzn-s3-demo- (S3 reserves them for bucket names)."
+  }
 }
 
 variable "env" {
@@ -20,6 +26,25 @@ variable "env" {
   validation {
     condition     = can(regex("^[a-z][a-z0-9]{1,11}$", var.env))
     error_message = "env must be 2-12 lowercase letters and digits, starting with a letter."
+  }
+
+  # Every name starts with "<project>-<env>" (name_prefix), which the modules take up to 32
+  # characters long. The longest names also carry the region (IAM roles are global to the
+  # account, so theirs name it; the results bucket's name is global to S3):
+  #   <name_prefix>-results-<12-digit account id>-<region>  S3 bucket, at most 63: project + env + region <= 40
+  #   <name_prefix>-apigw-logs-<region>-role              IAM role, at most 64:  project + env + region <= 46
+  #   <name_prefix>-worker-<region>-role                  IAM role, at most 64:  project + env + region <= 50
+  # The other names (functions 64, queues 80, table 255, log groups 512, alarms 255, ...) are
+  # shorter than their limits whenever these fit. Regions today have at most 14 characters
+  # (ap-southeast-5, ap-northeast-3): there project + env may have 26 characters together.
+  validation {
+    condition     = length("${var.project}-${var.env}") <= 32
+    error_message = "project and env make the name prefix \"${var.project}-${var.env}\" of ${length("${var.project}-${var.env}")} characters, but the modules allow at most 32: shorten project or env."
+  }
+
+  validation {
+    condition     = length(var.project) + length(var.env) + length(var.region) <= 40
+    error_message = "The results bucket would be named \"${var.project}-${var.env}-results-<account id>-${var.region}\", ${length(var.project) + length(var.env) + length(var.region) + 23} characters, but S3 bucket names have at most 63: in ${var.region} project and env may have at most ${40 - length(var.region)} characters together (now ${length(var.project) + length(var.env)}); shorten project or env."
   }
 }
 
@@ -78,6 +103,12 @@ variable "cors_allowed_origins" {
   default     = ["*"]
 }
 
+variable "api_authorization_scopes" {
+  description = "OAuth scopes the API requires: [] (the default) takes Cognito ID tokens only; a list takes access tokens holding at least one of its scopes, and refuses ID tokens."
+  type        = list(string)
+  default     = []
+}
+
 # ---------------------------------------------------------------------------------------
 # Lambda code and sizing
 # ---------------------------------------------------------------------------------------
@@ -95,15 +126,25 @@ variable "worker_zip_path" {
 }
 
 variable "lambda_runtime" {
-  description = "Lambda runtime of both functions."
+  description = "Lambda runtime of both functions; `invoke package` builds the zips' wheels for it (tooling/packaging.py SUPPORTED_RUNTIMES)."
   type        = string
   default     = "python3.12"
+
+  validation {
+    condition     = contains(["python3.12", "python3.13"], var.lambda_runtime)
+    error_message = "lambda_runtime must be python3.12 or python3.13 (the runtimes the zips are packaged and locked for)."
+  }
 }
 
 variable "lambda_architecture" {
   description = "Instruction set of both functions (arm64 or x86_64); package the zips for the same one."
   type        = string
   default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be arm64 or x86_64."
+  }
 }
 
 variable "api_memory_mb" {
@@ -219,7 +260,7 @@ variable "api_execution_logging_level" {
 }
 
 variable "manage_api_gateway_cloudwatch_role" {
-  description = "Create the account-wide role API Gateway logs through (one stack per account and region should)."
+  description = "Create the role API Gateway writes the stage's logs through and set it for the account and region (aws_api_gateway_account). Exactly one env per account and region may own it; the others (and this default) rely on it existing (docs/infrastructure.md)."
   type        = bool
   default     = false
 }

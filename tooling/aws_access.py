@@ -8,11 +8,15 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from tooling.embedded_backend import ADMIN_CREDENTIALS
 from tooling.environments import Environment
 from tooling.errors import OperatorError
 
-# moto accepts any credentials; the local env always uses these, never a real key.
-LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+# The embedded backend's administrator: the local env always uses these, never a real key.
+LOCAL_CREDENTIALS = {
+    "aws_access_key_id": ADMIN_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+    "aws_secret_access_key": ADMIN_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+}
 _CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 
 

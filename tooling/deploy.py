@@ -3,9 +3,11 @@ events and smoke for one environment.
 
 Terraform runs through ``tooling.terraform`` (the project's python-terraform wrapper: backend
 config per env, provider mirror discovery, local state for the embedded backend); this
-module adds what an operator needs around it: packaging first, a confirmation before
-anything changes, the outputs printed API URL first, the results bucket emptied before a
-destroy when the env allows it, and a record of each apply for ``invoke events``.
+module adds what an operator needs around it: the env's files and AWS account checked before
+terraform runs (``tooling.env_checks``: placeholders, Lambda concurrency, API Gateway's logging
+role), packaging first, a confirmation before anything changes, the outputs printed API URL
+first, the results bucket emptied before a destroy when the env allows it, and a record of
+each apply for ``invoke events``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from tooling import aws_access, buckets, events, logs, status
+from tooling import aws_access, buckets, env_checks, events, logs, status
 from tooling import environments as environments_mod
 from tooling import smoke as smoke_mod
 from tooling.environments import Environment
@@ -159,6 +161,16 @@ def preflight(env: Environment, out: Out = _print) -> aws_access.AwsAccess:
     return access
 
 
+def check_account(env: Environment, access: aws_access.AwsAccess, out: Out = _print, applying: bool = True) -> None:
+    """What the AWS account must give the env before terraform runs (nothing to check locally):
+    room for its reserved Lambda concurrency, and API Gateway's logging role when it logs
+    executions without managing that role (a warning for a plan, an error before an apply)."""
+    if env.is_local:
+        return
+    env_checks.check_lambda_concurrency(env, access, out)
+    env_checks.check_api_gateway_logging_role(env, access, out, strict=applying)
+
+
 def confirm_on_terminal(question: str) -> bool:
     if not sys.stdin.isatty():
         raise OperatorError(f"{question.rstrip('?')}: needs a confirmation", "run it again with --yes")
@@ -208,13 +220,10 @@ def _record(
 
 
 def package(env: Environment, out: Out = _print) -> list[Any]:
-    from tooling.packaging import build_all
+    """Build the zips for the env's lambda_runtime and lambda_architecture (tooling.packaging)."""
+    from tooling.packaging import package_env
 
-    out(f"packaging for {env.architecture} (env {env.name})")
-    artifacts = build_all(env.architecture)
-    for artifact in artifacts:
-        out("  " + artifact.describe())
-    return artifacts
+    return package_env(env, out)
 
 
 def _show_plan(summary: PlanSummary, out: Out) -> None:
@@ -224,7 +233,9 @@ def _show_plan(summary: PlanSummary, out: Out) -> None:
 
 
 def plan(env: Environment, out: Out = _print, tf: Terraform | None = None) -> PlanSummary:
-    preflight(env, out)
+    env_checks.check_placeholders(env)  # from the files alone: before any terraform or AWS call
+    access = preflight(env, out)
+    check_account(env, access, out, applying=False)
     tf = tf or terraform_for(env)
     out(f"terraform init and plan for env {env.name}...")
     tf.init()
@@ -243,8 +254,10 @@ def deploy(
     build: bool = True,
 ) -> PlanSummary:
     """Package, init, plan, confirm, apply, print the outputs. Returns the applied plan's counts."""
+    env_checks.check_placeholders(env)  # from the files alone: before any terraform or AWS call
     started = events.now_iso()
-    preflight(env, out)
+    access = preflight(env, out)
+    check_account(env, access, out, applying=True)
     if build:
         package(env, out)
     tf = tf or terraform_for(env)
@@ -281,6 +294,7 @@ def destroy(
     tf: Terraform | None = None,
 ) -> PlanSummary:
     """Confirm, empty the results bucket when the env allows it, destroy everything."""
+    env_checks.check_placeholders(env)  # a placeholder state bucket holds no state to destroy
     started = events.now_iso()
     access = preflight(env, out)
     tf = tf or terraform_for(env)

@@ -9,6 +9,7 @@ anything reachable through this server must never be exposed beyond this machine
 from __future__ import annotations
 
 import argparse
+import datetime
 import inspect
 import io
 import json
@@ -28,11 +29,26 @@ from typing import Any
 
 LOOPBACK = "127.0.0.1"
 REGION = "us-east-1"
-# moto accepts any credentials; these make every client and terraform talk to it, never to AWS.
-TEST_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "test",
-    "AWS_SECRET_ACCESS_KEY": "test",
+# The administrator of the embedded backend: Terraform, the tooling and the tests sign with
+# these (an IAM user allowed everything, created before the server takes requests). Any other
+# key is refused, as AWS refuses it, and every request is checked against its caller's policies.
+ADMIN_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "AKIAEMBEDDEDADMIN001",
+    "AWS_SECRET_ACCESS_KEY": "embedded-backend-administrator",
 }
+TEST_CREDENTIALS = ADMIN_CREDENTIALS  # the name the tooling has used for them
+ADMIN_USER = "embedded-admin"
+# The identity the local runtime acts as when it does what the Lambda service does on AWS:
+# assume a function's execution role (its trust policy names the `lambda.amazonaws.com`
+# service principal). Allowed sts:AssumeRole and nothing else.
+LAMBDA_SERVICE_PRINCIPAL = "lambda.amazonaws.com"
+LAMBDA_SERVICE_USER = "embedded-lambda-service"
+LAMBDA_SERVICE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "AKIAEMBEDDEDLAMBDA01",
+    "AWS_SECRET_ACCESS_KEY": "embedded-backend-lambda-service",
+}
+# Service principal -> the IAM user that stands for that service on the embedded backend.
+SERVICE_USERS = {LAMBDA_SERVICE_PRINCIPAL: LAMBDA_SERVICE_USER}
 
 
 # --------------------------------------------------------------------------------------
@@ -409,7 +425,308 @@ def patch_dynamodb_atomic_requests() -> None:
             setattr(DynamoHandler, name, locked(member))
 
 
+def _policy(action: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}]})
+
+
+def bootstrap_identities() -> None:
+    """Create the administrator and the Lambda-service identity with their fixed keys.
+
+    Done inside the server process before it takes its first request, so enforcement can be
+    on from the very first request (moto's own bootstrap, a count of unauthenticated first
+    requests, would let whoever comes first in unchecked).
+    """
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iam.models import iam_backends
+
+    iam = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    for user, policy, credentials in (
+        (ADMIN_USER, _policy("*"), ADMIN_CREDENTIALS),
+        (LAMBDA_SERVICE_USER, _policy("sts:AssumeRole"), LAMBDA_SERVICE_CREDENTIALS),
+    ):
+        iam.create_user(REGION, user)
+        iam.put_user_policy(user, "embedded-backend", policy)
+        key = iam.create_access_key(user)
+        iam.access_keys.pop(key.physical_resource_id)
+        key.access_key_id = credentials["AWS_ACCESS_KEY_ID"]
+        key.secret_access_key = credentials["AWS_SECRET_ACCESS_KEY"]
+        iam.access_keys[key.physical_resource_id] = key
+
+
+def patch_iam_enforcement() -> None:
+    """Enforce IAM on every request, as AWS does, where moto falls short of it.
+
+    - moto checks identity policies once ``INITIAL_NO_AUTH_ACTION_COUNT`` requests have
+      passed: here from the first one (see ``bootstrap_identities``). An unknown access key,
+      or a role session's key with the wrong token, is refused; signatures are not verified.
+    - A trust policy naming a ``Service`` principal crashed moto's check (it only knows
+      ``AWS`` principals): a service principal is matched by the IAM user that stands for
+      that service here (``SERVICE_USERS``), so only the local runtime, acting as Lambda,
+      can assume an execution role, as only Lambda can on AWS.
+    - SQS batch requests are authorized as their single-message actions, as on AWS.
+    - moto authorizes DynamoDB and CloudWatch Logs requests against ``*``, so a policy naming
+      the table or the log group denied what AWS allows: here each request is checked
+      against the ARNs AWS checks (table, index, every table of a batch or transaction with
+      the per-item action; log group / log stream).
+    """
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.core.exceptions import AccessDeniedError, JsonRESTError
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.iam import access_control
+    from moto.iam.access_control import IAMRequest, S3IAMRequest
+    from moto.s3.exceptions import S3AccessDeniedError, S3ClientError
+
+    class MissingAuthenticationToken(AccessDeniedError):
+        def __init__(self) -> None:
+            super(AccessDeniedError, self).__init__(
+                "MissingAuthenticationTokenException", "Missing Authentication Token"
+            )
+
+    from moto.logs.responses import LogsResponse
+
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+
+    statement_cls: Any = access_control.IAMPolicyStatement
+    original_check_principal = statement_cls._check_principal
+
+    def _check_principal(self: Any, principal: str) -> bool:
+        expected = self._statement.get("Principal")
+        if isinstance(expected, dict) and "AWS" not in expected and "Service" in expected:
+            services = expected["Service"]
+            services = [services] if isinstance(services, str) else list(services)
+            users = {SERVICE_USERS[s] for s in services if s in SERVICE_USERS}
+            return any(principal.endswith(f":user/{user}") for user in users)
+        return bool(original_check_principal(self, principal))
+
+    statement_cls._check_principal = _check_principal
+
+    def request_for(action: str) -> type:
+        class _Request(IAMRequest):
+            def __init__(self, **kwargs: Any) -> None:
+                kwargs["action"] = action
+                super().__init__(**kwargs)
+
+        return _Request
+
+    def dynamodb_authorize(self: Any, resource: str = "*") -> None:
+        body = self.body if isinstance(self.body, dict) else {}
+        for action, arn in dynamodb_resources(self._get_action(), body, self.region, self.current_account):
+            self._authenticate_and_authorize_action(request_for(action), arn)
+
+    def logs_resource(self: Any) -> str:
+        group = self._get_param("logGroupName")
+        if not group:
+            return "*"
+        arn = f"arn:aws:logs:{self.region}:{self.current_account}:log-group:{group}"
+        stream = self._get_param("logStreamName")
+        return f"{arn}:log-stream:{stream}" if stream else f"{arn}:*"
+
+    request_cls: Any = IAMRequest
+    original_check = request_cls.check_action_permitted
+
+    def check_action_permitted(self: Any, resource: str) -> None:
+        self._checked_resource = resource
+        self._action = _AUTHORIZED_AS.get(self._action, self._action)
+        original_check(self, resource)
+
+    def raise_access_denied(self: Any) -> None:
+        message = f"User: {self._access_key.arn} is not authorized to perform: {self._action}"
+        if getattr(self, "_checked_resource", "*") != "*":
+            message += f" on resource: {self._checked_resource}"
+        if not _speaks_json(self):
+            raise AccessDeniedError(user_arn=self._access_key.arn, action=self._action)
+        # A JSON-protocol service answers in JSON, as AWS does (botocore reads the code there).
+        code = "AccessDenied" if self._service == "sqs" else "AccessDeniedException"
+        raise JsonRESTError(code, message)
+
+    def raise_s3_access_denied(self: Any) -> None:
+        # S3 names the caller, action and resource too (same-account requests, since 2023).
+        message = (
+            f"User: {self._access_key.arn} is not authorized to perform: {self._action} on resource: "
+            f'"{getattr(self, "_checked_resource", "*")}" because no identity-based policy allows the '
+            f"{self._action} action"
+        )
+        raise S3ClientError("AccessDenied", message)
+
+    original_invalid_key = request_cls._raise_invalid_access_key
+
+    def raise_invalid_access_key(self: Any, reason: str) -> None:
+        if _speaks_json(self):
+            code = "InvalidClientTokenId" if self._service == "sqs" else "UnrecognizedClientException"
+            raise JsonRESTError(code, "The security token included in the request is invalid.")
+        original_invalid_key(self, reason)
+
+    request_cls.check_action_permitted = check_action_permitted
+    request_cls._raise_access_denied = raise_access_denied
+    request_cls._raise_invalid_access_key = raise_invalid_access_key
+    s3_request_cls: Any = S3IAMRequest
+    s3_request_cls.check_action_permitted = check_action_permitted
+    s3_request_cls._raise_access_denied = raise_s3_access_denied
+    # The caller is identified by its access key id (and, for a role session, its session
+    # token); the signature is not verified: moto's recomputation disagrees with botocore
+    # on some REST paths (Lambda's GET /2015-03-31/functions/ is refused), and what this
+    # backend emulates is authorization, not cryptography.
+    base: Any = access_control.IAMRequestBase
+    base.check_signature = lambda self: None
+
+    mixin: Any = ActionAuthenticatorMixin
+    original_authenticate = mixin._authenticate_and_authorize_action
+
+    def authenticate(self: Any, iam_request_cls: type, resource: str = "*") -> None:
+        if self.headers.get("Authorization"):
+            return original_authenticate(self, iam_request_cls, resource)
+        if str(self.headers.get("X-Amz-Target", "")).startswith("AWSCognitoIdentityProviderService."):
+            return None  # the user-pool calls boto3 sends unsigned are authorized by the user's tokens
+        query = {k: v[0] if isinstance(v, list) else v for k, v in (self.querystring or {}).items()}
+        if issubclass(iam_request_cls, S3IAMRequest) and (query.get("X-Amz-Credential") or query.get("AWSAccessKeyId")):
+            return authorize_presigned(self, iam_request_cls, resource, query)
+        if issubclass(iam_request_cls, S3IAMRequest):
+            raise S3AccessDeniedError()  # anonymous: the stack's buckets are private
+        raise MissingAuthenticationToken()
+
+    def authorize_presigned(self: Any, iam_request_cls: type, resource: str, query: dict[str, str]) -> None:
+        """A presigned S3 URL: refused once expired; its signer's policies decide, as on AWS."""
+        if query.get("X-Amz-Credential"):  # SigV4
+            signed = datetime.datetime.strptime(query.get("X-Amz-Date", ""), "%Y%m%dT%H%M%SZ")
+            expires = signed.replace(tzinfo=datetime.UTC).timestamp() + int(query.get("X-Amz-Expires", 0))
+            credential = query["X-Amz-Credential"]
+        else:  # SigV2
+            expires = float(query.get("Expires", 0))
+            credential = f"{query['AWSAccessKeyId']}/{signed_day()}/{self.region}/s3/aws4_request"
+        if time.time() > expires:
+            raise S3AccessDeniedError()
+        headers = {"Authorization": f"AWS4-HMAC-SHA256 Credential={credential}, Signature=-"}
+        token = query.get("X-Amz-Security-Token") or query.get("x-amz-security-token")
+        if token:
+            headers["X-Amz-Security-Token"] = token
+        request = iam_request_cls(
+            account_id=self.current_account,
+            method=self.method,
+            path=self.raw_path,
+            data=self.data,
+            body=self.raw_body,
+            headers=headers,
+            action=self._get_action(),
+        )
+        request.check_action_permitted(resource)  # the signature itself is not verified here
+
+    def signed_day() -> str:
+        return datetime.datetime.now(datetime.UTC).strftime("%Y%m%d")
+
+    mixin._authenticate_and_authorize_action = authenticate
+
+    handler: Any = DynamoHandler
+    handler._authenticate_and_authorize_normal_action = dynamodb_authorize
+    logs: Any = LogsResponse
+    logs._determine_resource = logs_resource
+
+
+# REST services whose errors are JSON even on a request without a JSON body (a GET).
+_REST_JSON_SERVICES = {"lambda", "apigateway", "cognito-idp", "events", "scheduler", "xray"}
+
+
+def _speaks_json(request: Any) -> bool:
+    """Whether the service of an IAM-checked request answers errors in JSON (botocore reads them there)."""
+    content_type = str(request._headers.get("Content-Type", ""))
+    return "json" in content_type or request._service in _REST_JSON_SERVICES
+
+
+# SQS authorizes a batch request as the single-message action (there is no
+# sqs:DeleteMessageBatch permission); moto checked the request's own name.
+_AUTHORIZED_AS = {
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+}
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
+
+
+def dynamodb_resources(operation: str, body: dict[str, Any], region: str, account: str) -> list[tuple[str, str]]:
+    """(IAM action, resource ARN) pairs AWS authorizes a DynamoDB request against."""
+
+    def table(name: str) -> str:
+        return name if name.startswith("arn:") else f"arn:aws:dynamodb:{region}:{account}:table/{name}"
+
+    if operation in ("TransactWriteItems", "TransactGetItems"):
+        pairs = []
+        for item in body.get("TransactItems", []):
+            for kind, spec in item.items():
+                pairs.append((_TRANSACT_ACTIONS.get(kind, operation), table(spec["TableName"])))
+        return pairs or [(operation, "*")]
+    if operation in ("BatchWriteItem", "BatchGetItem"):
+        return [(operation, table(name)) for name in body.get("RequestItems", {})] or [(operation, "*")]
+    if "TableName" in body:
+        arn = table(body["TableName"])
+        if body.get("IndexName") and operation in ("Query", "Scan"):
+            arn = f"{arn}/index/{body['IndexName']}"
+        return [(operation, arn)]
+    if "ResourceArn" in body:
+        return [(operation, body["ResourceArn"])]
+    return [(operation, "*")]
+
+
+def patch_apigateway_update_method() -> None:
+    """Implement API Gateway's UpdateMethod, which moto lacks (it raises NotImplementedError).
+
+    The AWS provider changes an ``aws_api_gateway_method`` in place with it: without this,
+    changing a deployed method (e.g. its ``authorization_scopes``) fails on the embedded
+    backend. It applies the patch operations the provider sends for a method, as AWS does.
+    """
+    from moto.apigateway import responses as apigw_responses
+    from moto.apigateway.exceptions import BadRequestException
+
+    fields = {
+        "/authorizationType": "authorization_type",
+        "/authorizerId": "authorizer_id",
+        "/requestValidatorId": "request_validator_id",
+        "/operationName": "operation_name",
+    }
+    maps = {"/requestParameters/": "request_parameters", "/requestModels/": "request_models"}
+
+    def apply(method: Any, op: str, path: str, value: Any) -> None:
+        if op not in ("add", "remove", "replace"):
+            raise BadRequestException(f"Invalid patch operation {op!r}")
+        if path == "/authorizationScopes":
+            scopes = [s for s in (method.authorization_scopes or []) if s != value]
+            if op == "add":
+                scopes.append(value)
+            elif op == "replace":
+                scopes = [value]
+            method.authorization_scopes = scopes or None
+        elif path in fields:
+            setattr(method, fields[path], None if op == "remove" else value)
+        elif path == "/apiKeyRequired":
+            method.api_key_required = op != "remove" and str(value).lower() == "true"
+        elif prefix := next((p for p in maps if path.startswith(p)), None):
+            key = path[len(prefix) :].replace("~1", "/").replace("~0", "~")  # a JSON pointer token
+            entries = dict(getattr(method, maps[prefix]) or {})
+            if op == "remove":
+                entries.pop(key, None)
+            else:
+                entries[key] = str(value).lower() == "true" if prefix == "/requestParameters/" else value
+            setattr(method, maps[prefix], entries or None)
+        else:
+            raise BadRequestException(f"Invalid patch path {path!r}")
+
+    def update_method(self: Any) -> str:
+        parts = self.path.split("/")  # /restapis/<api>/resources/<resource>/methods/<verb>
+        method = self.backend.get_method(parts[2], parts[4], parts[6])
+        for operation in self._get_param("patchOperations") or []:
+            apply(method, operation.get("op", ""), operation.get("path", ""), operation.get("value"))
+        return json.dumps(method.to_json())
+
+    apigw_responses.APIGatewayResponse.update_method = update_method  # type: ignore[attr-defined]
+
+
 PATCHES = (
+    patch_iam_enforcement,
     patch_lambda_esm,
     patch_dynamodb_atomic_requests,
     patch_sqs_queue_scans,
@@ -419,6 +736,7 @@ PATCHES = (
     patch_s3_policy_conditions,
     patch_request_counts,
     patch_dynamodb_partitioned_query,
+    patch_apigateway_update_method,
 )
 
 
@@ -430,6 +748,7 @@ def apply_patches() -> None:
 def serve(port: int) -> None:
     """Run moto's server in this process until SIGTERM/SIGINT."""
     apply_patches()
+    bootstrap_identities()
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)

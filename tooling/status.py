@@ -86,7 +86,8 @@ class StatusReport:
     alarms: list[AlarmStatus]
 
 
-def _require(outputs: dict[str, Any], key: str) -> str:
+def require_output(outputs: dict[str, Any], key: str) -> str:
+    """A string output of the deployed stack; an OperatorError saying to deploy when it is missing."""
     value = outputs.get(key)
     if not isinstance(value, str) or not value:
         raise OperatorError(
@@ -250,9 +251,9 @@ def collect(
     """Gather the status. ``clients`` has ``client(service)`` (an AwsAccess)."""
     sqs, cloudwatch = clients.client("sqs"), clients.client("cloudwatch")
     lam, ddb = clients.client("lambda"), clients.client("dynamodb")
-    queue_url, dlq_url = _require(outputs, "queue_url"), _require(outputs, "dlq_url")
-    api_fn, worker_fn = _require(outputs, "api_function_name"), _require(outputs, "worker_function_name")
-    table = _require(outputs, "table_name")
+    queue_url, dlq_url = require_output(outputs, "queue_url"), require_output(outputs, "dlq_url")
+    api_fn, worker_fn = require_output(outputs, "api_function_name"), require_output(outputs, "worker_function_name")
+    table = require_output(outputs, "table_name")
     queues = [queue_status(sqs, cloudwatch, "jobs", queue_url), queue_status(sqs, cloudwatch, "dlq", dlq_url)]
     functions = [function_status(lam, "api", api_fn), function_status(lam, "worker", worker_fn)]
     jobs = job_counts(ddb, table, window, scan_cap)

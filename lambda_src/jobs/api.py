@@ -7,6 +7,7 @@ Identity is the verified claims the API Gateway Cognito authorizer put in the ev
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from typing import Any
 
@@ -74,6 +75,28 @@ def _job_id_param() -> str:
     return parse_job_id(app.current_event.get_query_string_value("job_id"))
 
 
+_PATH = re.compile(r"/[!-~]*")  # an absolute path of printable ASCII, nothing a header could not carry
+_STAGE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def _job_path() -> str:
+    """The path of ``GET /job`` as the caller addressed this API, for the ``Location`` header.
+
+    It is the request's own path (``/<stage>/job`` on the execute-api host, the mapped path on
+    a custom domain); if the event lacks it, ``/<stage>/job``, else ``/job``. Never raises: it
+    is read before the job is written, and nothing after the write may fail (a client would
+    retry a 5xx and submit the job twice).
+    """
+    context = app.current_event.raw_event.get("requestContext")
+    context = context if isinstance(context, dict) else {}
+    path, stage = context.get("path"), context.get("stage")
+    if isinstance(path, str) and _PATH.fullmatch(path):
+        return path
+    if isinstance(stage, str) and _STAGE.fullmatch(stage):
+        return f"/{stage}/job"
+    return "/job"
+
+
 @app.post("/job")
 def create_job() -> Response:
     owner = caller()
@@ -82,10 +105,12 @@ def create_job() -> Response:
         body = app.current_event.decoded_body
     except (UnicodeDecodeError, ValueError):
         raise ValidationError("the request body is not UTF-8 JSON", "invalid_json") from None
+    location = _job_path()
     submitted = service().submit(owner, body, key)
+    # Recorded and queued: from here on only values already known, nothing that can fail.
     job = submitted.job
     logger.set_correlation_id(job.job_id)
-    headers = {"Location": f"{app.current_event.request_context.path}?job_id={job.job_id}"}
+    headers = {"Location": f"{location}?job_id={job.job_id}"}
     if submitted.replayed:
         headers["Idempotent-Replayed"] = "true"
         logger.info("idempotent replay", extra={"action": job.action})
@@ -132,7 +157,9 @@ def _error(status: int, code: str, message: str) -> Response:
 @app.exception_handler(JobError)
 def handle_job_error(exc: JobError) -> Response:
     if exc.status >= 500:
-        logger.error("request failed", extra={"error": exc.code})
+        # The cause (e.g. AccessDenied from SQS) is for the operator, not for the client.
+        cause = f"{type(exc.__cause__).__name__}: {exc.__cause__}" if exc.__cause__ else None
+        logger.error("request failed", extra={"error": exc.code, "cause": cause})
     return _error(exc.status, exc.code, exc.message)
 
 

@@ -162,6 +162,9 @@ class Job:
     error: str | None = None
     lease_owner: str | None = None
     lease_until: int = 0
+    # One entry per `invoke redrive` that made this FAILED job PENDING again, oldest first:
+    # {"at", "error", "attempts", "failed_at", "dead_letter"} (the failure it followed).
+    redrives: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def result_key(self) -> str:
@@ -187,6 +190,11 @@ class Job:
             view["S3FileKey"] = self.s3_key
         if self.status is Status.FAILED and self.error:
             view["error"] = self.error
+        if self.redrives:
+            view["redrives"] = [
+                {k: r[k] for k in ("at", "error", "attempts", "failed_at") if r.get(k) is not None}
+                for r in self.redrives
+            ]
         if result_url:
             view["result_url"] = result_url
         return view

@@ -44,6 +44,7 @@ _FIELDS = {
     "lease_owner": "lease_owner",
     "lease_until": "lease_until",
     "expires_at": "expires_at",
+    "redrives": "redrives",  # written by `invoke redrive` (tooling/redrive.py)
 }
 # What a listing reads: everything but the job's inputs (placeholders for reserved words).
 _PLACEHOLDERS = {attr: placeholder for placeholder, attr in _NAMES.items()}
@@ -65,6 +66,8 @@ def _to_item(job: Job) -> dict[str, Any]:
     if not job.lease_owner:
         values.pop("lease_owner")
         values.pop("lease_until")
+    if not job.redrives:
+        values.pop("redrives")
     return _serialize(values)
 
 
@@ -77,6 +80,11 @@ def _from_item(item: dict[str, Any]) -> Job:
     kwargs["status"] = Status(kwargs["status"])
     for number in ("attempts", "lease_until", "expires_at"):
         kwargs[number] = int(kwargs.get(number, 0))
+    kwargs["redrives"] = [
+        {k: int(v) if k == "attempts" else v for k, v in entry.items()}
+        for entry in kwargs.get("redrives") or []
+        if isinstance(entry, dict)
+    ]
     kwargs.setdefault("context1", "")
     kwargs.setdefault("context2", "")
     return Job(**kwargs)

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs import aws
 from jobs.deadline import RecordTimer
-from jobs.service import JobMessage, JobProcessor, Outcome
+from jobs.service import JobMessage, JobProcessor, Outcome, RetryLater
 from jobs.settings import get_settings
 from jobs.telemetry import logger, metrics, tracer
 
@@ -62,6 +62,10 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
     began = time.monotonic()
     try:
         result = job_processor().process(message, receive_count, remaining + LEASE_MARGIN_SECONDS)
+    except RetryLater as retry:
+        # The message comes back after its visibility timeout; say why (e.g. AccessDenied).
+        logger.warning("attempt failed; the message comes back", extra={"attempt": receive_count, "reason": str(retry)})
+        raise
     finally:
         timer.finished(time.monotonic() - began)
     if result.outcome == Outcome.COMPLETED:

@@ -7,6 +7,7 @@ every resource has an ``lr-`` name so nothing clashes with other tests on other 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,11 +18,13 @@ from typing import Any
 import boto3
 import pytest
 
+from tooling.aws_access import LOCAL_CREDENTIALS
 from tooling.embedded_backend import REGION, EmbeddedBackend
 from tooling.local_runtime import LocalRuntime
 from tooling.packaging import code_sha256, write_deterministic_zip
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 ROLE_POLICY = json.dumps(
     {
         "Version": "2012-10-17",
@@ -30,6 +33,31 @@ ROLE_POLICY = json.dumps(
         ],
     }
 )
+ROLE_PERMISSIONS = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::lr-ledger/*"},
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/lr-*",
+            },
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueAttributes",
+                ],
+                "Resource": "arn:aws:sqs:us-east-1:123456789012:lr-*",
+            },
+        ],
+    }
+)
+SCOPE_READ = "https://jobs.example.com/read"  # custom scopes of a resource server
+SCOPE_WRITE = "https://jobs.example.com/write"
 PASSWORD = "Local-runtime-1!"  # moto's default policy wants upper, lower, digit and symbol
 VISIBILITY_TIMEOUT = 2
 
@@ -50,8 +78,7 @@ def clients(endpoint: str) -> dict[str, Any]:
     kw = {
         "endpoint_url": endpoint,
         "region_name": REGION,
-        "aws_access_key_id": "test",
-        "aws_secret_access_key": "test",
+        **LOCAL_CREDENTIALS,
     }
     return {
         name: boto3.client(name, **kw)  # type: ignore[call-overload]
@@ -111,6 +138,17 @@ def _zip(zip_dir: Path, name: str, files: dict[str, str], scratch: Path) -> Path
     return out
 
 
+def api_module_gateway_response_headers() -> dict[str, str]:
+    """The header mappings terraform/modules/api gives every gateway response (its
+    ``gateway_response_headers`` local), so the front is tested with what the stack deploys."""
+    text = (ROOT / "terraform" / "modules" / "api" / "main.tf").read_text()
+    block = re.search(r"^  gateway_response_headers = \{\n(.*?)^  \}", text, re.S | re.M)
+    assert block, "terraform/modules/api/main.tf has no gateway_response_headers local"
+    headers = dict(re.findall(r'^\s*"(gatewayresponse\.header\.[A-Za-z-]+)"\s*=\s*"(.*)"\s*$', block.group(1), re.M))
+    assert headers, "gateway_response_headers maps no header"
+    return headers
+
+
 def _build_api(aws: dict[str, Any], pool_arn: str) -> tuple[str, str]:
     apigw = aws["apigateway"]
     api_id = apigw.create_rest_api(name="lr-api")["id"]
@@ -126,13 +164,21 @@ def _build_api(aws: dict[str, Any], pool_arn: str) -> tuple[str, str]:
     def resource(parent: str, part: str) -> str:
         return str(apigw.create_resource(restApiId=api_id, parentId=parent, pathPart=part)["id"])
 
-    def lambda_method(res: str, verb: str, function: str, authorized: bool = True, timeout_ms: int = 29_000) -> None:
+    def lambda_method(
+        res: str,
+        verb: str,
+        function: str,
+        authorized: bool = True,
+        timeout_ms: int = 29_000,
+        scopes: tuple[str, ...] = (),
+    ) -> None:
         apigw.put_method(
             restApiId=api_id,
             resourceId=res,
             httpMethod=verb,
             authorizationType="COGNITO_USER_POOLS" if authorized else "NONE",
             **({"authorizerId": auth} if authorized else {}),
+            **({"authorizationScopes": list(scopes)} if scopes else {}),
         )
         apigw.put_integration(
             restApiId=api_id,
@@ -182,6 +228,10 @@ def _build_api(aws: dict[str, Any], pool_arn: str) -> tuple[str, str]:
     lambda_method(job_id, "GET", "lr-echo")
     jobs = resource(root, "jobs")
     lambda_method(jobs, "GET", "lr-echo")
+    # methods with authorization scopes (as the api module deploys them with
+    # api_authorization_scopes set): access tokens holding one of the scopes, no ID tokens
+    lambda_method(resource(root, "scoped"), "GET", "lr-echo", scopes=(SCOPE_READ, "aws.cognito.signin.user.admin"))
+    lambda_method(resource(root, "write-scoped"), "GET", "lr-echo", scopes=(SCOPE_WRITE,))
     lambda_method(resource(root, "boom"), "GET", "lr-fail", authorized=False)
     lambda_method(resource(root, "bad"), "GET", "lr-bad-response", authorized=False)
     lambda_method(resource(root, "public"), "ANY", "lr-echo", authorized=False)
@@ -223,7 +273,7 @@ def _build_api(aws: dict[str, Any], pool_arn: str) -> tuple[str, str]:
     apigw.put_gateway_response(
         restApiId=api_id,
         responseType="UNAUTHORIZED",
-        responseParameters={"gatewayresponse.header.Access-Control-Allow-Origin": "'*'"},
+        responseParameters=api_module_gateway_response_headers(),
         responseTemplates={"application/json": '{"message":$context.error.messageString}'},
     )
     apigw.create_deployment(restApiId=api_id, stageName="v1")
@@ -281,6 +331,8 @@ def stack(backend: EmbeddedBackend, tmp_path_factory: pytest.TempPathFactory) ->
     stray = _zip(scratch, "stray", {"handlers.py": handlers + "\n# another build\n"}, scratch)
 
     role = aws["iam"].create_role(RoleName="lr-role", AssumeRolePolicyDocument=ROLE_POLICY)["Role"]["Arn"]
+    # What the test functions need, and no more: the local runtime runs them as this role.
+    aws["iam"].put_role_policy(RoleName="lr-role", PolicyName="lr-functions", PolicyDocument=ROLE_PERMISSIONS)
     aws["s3"].create_bucket(Bucket="lr-ledger")
     for name, (handler, timeout, memory, env) in FUNCTIONS.items():
         aws["lambda"].create_function(

@@ -27,6 +27,11 @@ ENV_KEYS = (
 )
 
 
+def _caller_arn():
+    """Who the function's credentials say it is (STS answers whatever the role allows)."""
+    return boto3.client("sts").get_caller_identity()["Arn"]
+
+
 def echo(event, context):
     STATE["invocations"] += 1
     print(f"echo says hello from {context.function_name} ({context.aws_request_id})")
@@ -37,6 +42,7 @@ def echo(event, context):
         "invocations": STATE["invocations"],
         "cwd": os.getcwd(),
         "env": {k: os.environ.get(k) for k in ENV_KEYS},
+        "caller": _caller_arn(),
         "context": {
             "function_name": context.function_name,
             "aws_request_id": context.aws_request_id,

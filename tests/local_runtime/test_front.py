@@ -16,7 +16,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.local_runtime.conftest import Stack
+from tests.local_runtime.conftest import SCOPE_READ, SCOPE_WRITE, Stack
 from tooling.local_runtime import InvocationResult, LocalRuntime
 from tooling.local_runtime.authorizer import JwksCache
 from tooling.local_runtime.discovery import MethodConfig, ResourceConfig, RestApiConfig
@@ -196,6 +196,79 @@ def test_bad_tokens_are_unauthorized(stack: Stack, runtime: LocalRuntime, case: 
     assert body_of(resp) == {"message": "Unauthorized"}
     # the deployed UNAUTHORIZED gateway response adds its header
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def readable_by(origin: str, resp: requests.Response) -> bool:
+    """Whether a page at ``origin`` may read ``resp`` of its fetch() (credentials mode not
+    "include"): the Fetch standard's CORS check of Access-Control-Allow-Origin."""
+    allowed = resp.headers.get("Access-Control-Allow-Origin")
+    return allowed == "*" or allowed == origin
+
+
+@pytest.mark.parametrize("origin", ["https://app.example.com", "https://admin.example.com"])
+def test_every_origin_can_read_api_gateways_401(stack: Stack, runtime: LocalRuntime, origin: str) -> None:
+    """The api module's gateway responses carry "*": a second allowed origin reads the 401 too."""
+    for headers in ({}, {"Authorization": stack.access_token}):
+        resp = requests.get(f"{runtime.base_url}/jobs", headers={"Origin": origin, **headers}, timeout=30)
+        assert resp.status_code == 401
+        assert readable_by(origin, resp), resp.headers
+        assert resp.headers["Access-Control-Allow-Headers"] == "Authorization,Content-Type,Idempotency-Key"
+
+
+def access_token(stack: Stack, scope: str | None) -> str:
+    """A Cognito access token (as moto signs them) with the given ``scope`` claim."""
+    return forge(stack, token_use="access", aud=None, client_id=stack.client_id, scope=scope)
+
+
+@pytest.mark.parametrize(
+    ("path", "token", "status"),
+    [
+        # a method with scopes takes access tokens holding at least one of them ...
+        ("/scoped", "signed_in_access", 200),  # moto's, like InitiateAuth's: aws.cognito.signin.user.admin
+        ("/scoped", SCOPE_READ, 200),
+        ("/scoped", f"openid {SCOPE_WRITE} {SCOPE_READ}", 200),
+        ("/write-scoped", SCOPE_WRITE, 200),
+        # ... and nothing else: no ID token, no access token without one of the scopes
+        ("/scoped", "id", 401),
+        ("/scoped", "forged_id", 401),
+        ("/scoped", f"openid {SCOPE_WRITE}", 401),
+        ("/scoped", "", 401),
+        ("/scoped", None, 401),
+        ("/write-scoped", "signed_in_access", 401),
+        ("/write-scoped", "id", 401),
+        # a method without scopes takes ID tokens only
+        ("/jobs", "id", 200),
+        ("/jobs", "signed_in_access", 401),
+        ("/jobs", SCOPE_READ, 401),
+    ],
+)
+def test_authorization_scopes_choose_the_token_type(
+    stack: Stack, runtime: LocalRuntime, path: str, token: str | None, status: int
+) -> None:
+    if token == "id":
+        sent = stack.id_token
+    elif token == "forged_id":
+        sent = forge(stack, scope=SCOPE_READ)  # an ID token, even one claiming a scope
+    elif token == "signed_in_access":
+        sent = stack.access_token
+    else:
+        sent = access_token(stack, token)
+    resp = requests.get(f"{runtime.base_url}{path}", headers={"Authorization": sent}, timeout=30)
+    assert resp.status_code == status, (resp.status_code, resp.text)
+    if status == 200:
+        claims = body_of(resp)["event"]["requestContext"]["authorizer"]["claims"]
+        assert claims["token_use"] == ("id" if path == "/jobs" else "access")
+    else:
+        assert body_of(resp) == {"message": "Unauthorized"}
+
+
+def test_discovery_reads_the_methods_scopes(runtime: LocalRuntime) -> None:
+    api = runtime.deployment.api
+    assert api is not None
+    scopes = {r.path: m.authorization_scopes for r in api.resources for verb, m in r.methods if verb == "GET"}
+    assert scopes["/scoped"] == (SCOPE_READ, "aws.cognito.signin.user.admin")
+    assert scopes["/write-scoped"] == (SCOPE_WRITE,)
+    assert scopes["/jobs"] == ()
 
 
 def test_a_forged_but_valid_token_is_accepted(stack: Stack, runtime: LocalRuntime) -> None:

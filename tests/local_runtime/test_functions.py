@@ -36,7 +36,9 @@ def test_environment_and_context(stack: Stack, runtime: LocalRuntime) -> None:
     env = body["env"]
     assert env["AWS_ENDPOINT_URL"] == stack.endpoint
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "us-east-1"
-    assert env["AWS_ACCESS_KEY_ID"] == "test"
+    # The function runs as its execution role (a role session), never as the administrator.
+    assert env["AWS_ACCESS_KEY_ID"].startswith("ASIA")
+    assert body["caller"].endswith(":assumed-role/lr-role/lr-echo")
     assert env["GREETING"] == "hello"  # deployed environment variable
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == "lr-echo"
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"

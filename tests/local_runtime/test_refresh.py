@@ -74,6 +74,41 @@ def test_redeploys_are_followed(stack: Stack, runtime: LocalRuntime, tmp_path_fa
     assert runtime.refresh() is True
 
 
+def test_scopes_changed_in_place_are_followed(stack: Stack, runtime: LocalRuntime) -> None:
+    """Terraform changes a method's authorization scopes with UpdateMethod (moto lacks it; the
+    embedded backend supplies it): after the redeploy the front takes the other token type."""
+    apigw = stack.aws["apigateway"]
+    jobs = next(r["id"] for r in apigw.get_resources(restApiId=stack.api_id)["items"] if r["path"] == "/jobs")
+
+    def statuses() -> tuple[int, int]:
+        """The front's answer to (an ID token, an access token) on GET /jobs."""
+        url = f"{runtime.base_url}/jobs"
+        id_token = requests.get(url, headers={"Authorization": stack.id_token}, timeout=30)
+        access = requests.get(url, headers={"Authorization": stack.access_token}, timeout=30)
+        return id_token.status_code, access.status_code
+
+    def patch(op: str) -> None:
+        path, scope = "/authorizationScopes", "aws.cognito.signin.user.admin"
+        apigw.update_method(
+            restApiId=stack.api_id,
+            resourceId=jobs,
+            httpMethod="GET",
+            patchOperations=[{"op": op, "path": path, "value": scope}],
+        )
+        apigw.create_deployment(restApiId=stack.api_id, stageName="v1")
+        assert runtime.refresh() is True
+
+    assert statuses() == (200, 401)  # no scopes: ID tokens only
+    patch("add")
+    got = apigw.get_method(restApiId=stack.api_id, resourceId=jobs, httpMethod="GET")
+    assert got["authorizationScopes"] == ["aws.cognito.signin.user.admin"]
+    assert got["authorizationType"] == "COGNITO_USER_POOLS" and got["methodIntegration"]["type"] == "AWS_PROXY"
+    assert statuses() == (401, 200)  # scopes: access tokens holding one, no ID tokens
+    patch("remove")
+    assert not apigw.get_method(restApiId=stack.api_id, resourceId=jobs, httpMethod="GET").get("authorizationScopes")
+    assert statuses() == (200, 401)
+
+
 def test_cli_help() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "tooling.local_runtime", "--help"],

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tooling.aws_access import LOCAL_CREDENTIALS
 from tooling.embedded_backend import REGION, EmbeddedBackend
 from tooling.packaging import build_all
 from tooling.terraform import TerraformRunner
@@ -39,17 +40,18 @@ def tf_work_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def make_runner(
     moto_backend: EmbeddedBackend, lambda_zips: dict[str, Path], tf_work_root: Path
 ) -> Callable[..., TerraformRunner]:
-    """A runner for ``env`` on the embedded backend with local state (backend disabled)."""
+    """A runner for ``env`` on the embedded backend with local state (backend disabled).
+
+    ``variables`` add to (or override) the built zips' paths, which every plan needs.
+    """
 
     def make(env: str, **kwargs: Any) -> TerraformRunner:
         kwargs.setdefault("backend", False)
         kwargs.setdefault("endpoint_url", moto_backend.endpoint)
         kwargs.setdefault("extra_env", moto_backend.env())
         kwargs.setdefault("work_root", tf_work_root)
-        kwargs.setdefault(
-            "variables",
-            {"api_zip_path": str(lambda_zips["api"]), "worker_zip_path": str(lambda_zips["worker"])},
-        )
+        zips = {"api_zip_path": str(lambda_zips["api"]), "worker_zip_path": str(lambda_zips["worker"])}
+        kwargs["variables"] = {**zips, **(kwargs.get("variables") or {})}
         return TerraformRunner(env, **kwargs)
 
     return make
@@ -58,7 +60,7 @@ def make_runner(
 @pytest.fixture(scope="session")
 def aws(moto_backend: EmbeddedBackend) -> Callable[[str], Any]:
     """boto3 clients on the embedded backend."""
-    session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+    session = boto3.Session(**LOCAL_CREDENTIALS, region_name=REGION)
 
     def client(service: str) -> Any:
         return session.client(service, endpoint_url=moto_backend.endpoint)

@@ -88,7 +88,7 @@ def test_roles_are_least_privilege_on_exact_arns(local_stack, aws):
     iam = aws("iam")
     documents = {}
     for name in ("api", "worker"):
-        role = f"jobs-local-{name}-role"
+        role = f"jobs-local-{name}-us-east-1-role"  # IAM names are account-global: they carry the region
         [policy_name] = iam.list_role_policies(RoleName=role)["PolicyNames"]
         doc = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
         documents[name] = doc if isinstance(doc, dict) else json.loads(doc)
@@ -178,14 +178,46 @@ def test_rest_api_and_user_pool(local_stack, aws):
     )
     assert json.loads(stage["accessLogSettings"]["format"])["requestId"] == "$context.requestId"
     responses = {r["responseType"]: r for r in apigw.get_gateway_responses(restApiId=api_id)["items"]}
-    assert (
-        responses["UNAUTHORIZED"]["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
-    )
+    assert {"UNAUTHORIZED", "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+    for response in responses.values():  # static, so "*": every allowed origin reads API Gateway's errors
+        assert response["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
     client = aws("cognito-idp").describe_user_pool_client(
         UserPoolId=outputs["user_pool_id"], ClientId=outputs["user_pool_client_id"]
     )["UserPoolClient"]
     assert "ALLOW_USER_PASSWORD_AUTH" in client["ExplicitAuthFlows"]
     assert not client.get("ClientSecret")
+
+
+def test_authorization_scopes_change_in_place_and_back(local_stack, aws):
+    """The provider changes a method's scopes with UpdateMethod (supplied by the embedded
+    backend) and redeploys the API; back to [] the methods take ID tokens again."""
+    runner, outputs = local_stack
+    apigw = aws("apigateway")
+    api_id = outputs["rest_api_id"]
+    resources = {r["path"]: r["id"] for r in apigw.get_resources(restApiId=api_id)["items"]}
+    routes = (("/job", "POST"), ("/job", "GET"), ("/job", "DELETE"), ("/jobs", "GET"))
+
+    def scopes() -> set[tuple[str, ...]]:
+        return {
+            tuple(
+                sorted(
+                    apigw.get_method(restApiId=api_id, resourceId=resources[p], httpMethod=m).get("authorizationScopes")
+                    or ()
+                )
+            )
+            for p, m in routes
+        }
+
+    deployment = apigw.get_stage(restApiId=api_id, stageName="local")["deploymentId"]
+    runner.variables["api_authorization_scopes"] = ["aws.cognito.signin.user.admin"]
+    try:
+        runner.apply()
+        assert scopes() == {("aws.cognito.signin.user.admin",)}
+        assert apigw.get_stage(restApiId=api_id, stageName="local")["deploymentId"] != deployment
+    finally:
+        del runner.variables["api_authorization_scopes"]
+        runner.apply()
+    assert scopes() == {()}
 
 
 def test_second_plan_reports_no_changes(local_stack):

@@ -4,6 +4,7 @@ disabled): the plans create the stack the code's contract describes."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -134,6 +135,82 @@ def test_plan_storage_and_queue_follow_the_contract(env_plan):
     assert rule["expiration"][0]["days"] == int(settings["result_retention_days"])
 
 
+def _api_parts(resources: dict[str, dict], kind: str) -> dict[str, dict]:
+    prefix = f"module.api.aws_api_gateway_{kind}."
+    return {a: v for a, v in resources.items() if a.startswith(prefix)}
+
+
+def test_plan_api_gateways_own_errors_are_readable_by_every_allowed_origin(env_plan):
+    """A gateway response's headers are static: with dev's two origins, only "*" lets the
+    second origin's browser read a 401 (the function's own responses echo the origin)."""
+    env, _, plan = env_plan
+    origins = json.loads(tfvars(env)["cors_allowed_origins"])
+    assert "*" not in origins and (env != "dev" or len(origins) >= 2)
+    responses = _api_parts(planned_resources(plan), "gateway_response")
+    assert {v["response_type"] for v in responses.values()} >= {
+        "UNAUTHORIZED",
+        "THROTTLED",
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+    }
+    for address, values in responses.items():
+        allowed = values["response_parameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]
+        assert allowed.startswith("'") and allowed.endswith("'"), (address, allowed)  # a static value
+        for origin in origins:  # the Fetch standard's check for a request without credentials
+            assert allowed[1:-1] in ("*", origin), (address, origin, allowed)
+
+
+def test_plan_methods_take_id_tokens_without_scopes(env_plan):
+    env, _, plan = env_plan
+    assert tfvars(env)["api_authorization_scopes"] == "[]"
+    methods = _api_parts(planned_resources(plan), "method")
+    routes = {a: v for a, v in methods.items() if v["http_method"] != "OPTIONS"}
+    assert len(routes) == 4
+    for address, values in routes.items():
+        assert values["authorization"] == "COGNITO_USER_POOLS", address
+        assert not values.get("authorization_scopes"), address
+
+
+def test_api_authorization_scopes_go_on_every_authorized_method(make_runner, tmp_path):
+    scopes = ["aws.cognito.signin.user.admin", "https://jobs.example.com/submit"]
+    runner = make_runner(
+        "dev",
+        work_root=tmp_path,
+        variables={
+            "api_authorization_scopes": scopes,
+        },
+    )
+    runner.init()
+    plan_file = tmp_path / "scoped.tfplan"
+    runner.plan(out=plan_file)
+    methods = _api_parts(planned_resources(runner.show_plan(plan_file)), "method")
+    by_verb = {(a.split('"')[1], v["http_method"]): v for a, v in methods.items()}
+    routes = {k: v for k, v in by_verb.items() if k[1] != "OPTIONS"}
+    assert len(routes) == 4 and len(by_verb) == 6
+    for key, values in routes.items():
+        assert values["authorization"] == "COGNITO_USER_POOLS", key
+        assert sorted(values["authorization_scopes"]) == sorted(scopes), key
+    for key, values in by_verb.items():
+        if key[1] == "OPTIONS":  # the preflight stays unauthenticated
+            assert values["authorization"] == "NONE" and not values.get("authorization_scopes"), key
+
+    # a scope with a space (two scopes in one string) is refused at plan
+    runner.variables["api_authorization_scopes"] = ["openid email"]
+    with pytest.raises(TerraformError) as refused:
+        runner.plan()
+    said = " ".join(refused.value.details.replace("│", " ").split())
+    assert "authorization_scopes must be distinct OAuth scope names" in said
+
+
+def test_plan_leaves_the_account_wide_api_gateway_logging_role_alone(env_plan):
+    # one aws_api_gateway_account per account and region: neither shipped env owns it (destroying
+    # its owner would break every other stack's execution logging there)
+    env, _, plan = env_plan
+    assert tfvars(env)["manage_api_gateway_cloudwatch_role"] == "false"
+    resources = planned_resources(plan)
+    assert not [a for a in resources if "aws_api_gateway_account" in a or "aws_iam_role.cloudwatch" in a]
+
+
 def test_plan_tags_every_resource_with_project_and_env(env_plan):
     env, _, plan = env_plan
     for address, values in planned_resources(plan).items():
@@ -142,13 +219,11 @@ def test_plan_tags_every_resource_with_project_and_env(env_plan):
             assert values["tags_all"].get("env") == env, address
 
 
-def test_a_queue_retention_that_would_let_dead_letters_expire_is_refused(make_runner, lambda_zips, tmp_path):
+def test_a_queue_retention_that_would_let_dead_letters_expire_is_refused(make_runner, tmp_path):
     runner = make_runner(
         "dev",
         work_root=tmp_path,
         variables={
-            "api_zip_path": str(lambda_zips["api"]),
-            "worker_zip_path": str(lambda_zips["worker"]),
             "queue_message_retention_seconds": 1209600,
         },
     )

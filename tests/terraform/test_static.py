@@ -3,12 +3,15 @@ backend files, documentation of every variable, and actionlint on the workflow."
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -161,6 +164,92 @@ def test_workflow_runs_the_checks_and_a_plan_per_env_with_oidc():
     assert '-var-file="../environments/${{ matrix.env }}.tfvars"' in runs
     for step in plan["steps"]:
         assert "aws-access-key-id" not in step.get("with", {}), "plans must use the OIDC role, not keys"
+
+
+def workflow_step(job: str, name: str) -> dict[str, Any]:
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"][job]["steps"]
+    found = [s for s in steps if s.get("name") == name]
+    assert len(found) == 1, f"the {job} job has no single step {name!r}"
+    return found[0]
+
+
+def test_pull_request_plans_take_no_state_lock():
+    """use_lockfile would make a locking plan write and delete <key>.tflock: the read-only plan role cannot."""
+    plan = workflow_step("plan", "terraform plan")["run"]
+    assert "terraform -chdir=terraform plan " in plan
+    assert "-lock=false" in plan
+    assert "-lock-timeout" not in plan and "-lock=true" not in plan
+
+
+def test_checkov_is_pinned_once_and_ci_installs_that_pin():
+    dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    pins = [r for r in dev if r.startswith("checkov")]
+    assert len(pins) == 1 and re.fullmatch(r"checkov==3\.\d+\.\d+", pins[0]), pins
+    # The workflow's step reads the pin from pyproject.toml: run that line here.
+    run = workflow_step("static", "checkov")["run"]
+    assert "checkov>=" not in run and "checkov==" not in run.replace('startswith("checkov==")', "")
+    line = next(ln for ln in run.splitlines() if ln.startswith("requirement=$("))
+    proc = subprocess.run(
+        ["bash", "-c", f'{line}\nprintf %s "$requirement"'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == pins[0]
+    assert 'python -m pip install --quiet "$requirement"' in run
+    # test_checkov_reports_no_failed_checks_... runs this venv's checkov: the same version as CI.
+    assert importlib.metadata.version("checkov") == pins[0].split("==")[1], "run: pip install -e '.[dev]'"
+
+
+def test_ci_builds_the_zips_for_the_env_runtime_and_architecture():
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    steps = [s.get("name") for s in workflow["jobs"]["plan"]["steps"]]
+    assert steps.index("Build the Lambda zips") < steps.index("terraform plan")
+    run = workflow_step("plan", "Build the Lambda zips")["run"]
+    assert run.strip() == 'python -m tooling.packaging build --env "${{ matrix.env }}"'
+    watched = workflow.get("on", workflow.get(True))["pull_request"]["paths"]  # YAML 1.1 reads `on` as True
+    for path in ("lambda_src/**", "tooling/packaging.py", "tooling/environments.py", "pyproject.toml"):
+        assert path in watched
+
+
+def policies(text: str) -> list[dict[str, Any]]:
+    """Every JSON object in ``text`` that starts with {"Version" (IAM policies)."""
+    decoder = json.JSONDecoder()
+    return [decoder.raw_decode(text, m.start())[0] for m in re.finditer(r'\{\s*"Version"', text)]
+
+
+def test_the_plan_role_policies_are_documented_alike_in_the_workflow_and_the_docs():
+    header = "\n".join(
+        ln[1:] for ln in WORKFLOW.read_text().split("\nname: terraform\n")[0].splitlines() if ln.startswith("#")
+    )
+    docs = (ROOT / "docs" / "infrastructure.md").read_text().split("## CI: the plan role")[1].split("\n## ")[0]
+    in_header = [
+        json.loads(json.dumps(p).replace(":NAME", ":dev").replace("/NAME/", "/dev/")) for p in policies(header)
+    ]
+    in_docs = policies(docs)
+    assert len(in_docs) == 2 and in_header == in_docs
+    trust, state = in_docs
+    (statement,) = trust["Statement"]
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            # The plan job runs in a GitHub environment: the token's sub names it.
+            "token.actions.githubusercontent.com:sub": "repo:ORG/REPO:environment:dev",
+        }
+    }
+    assert yaml.safe_load(WORKFLOW.read_text())["jobs"]["plan"]["environment"] == "${{ matrix.env }}"
+    key = re.search(r'^key\s*=\s*"(.+)"', (ROOT / "environments" / "dev.backend.hcl").read_text(), re.M)
+    assert key is not None
+    assert {(s["Effect"], s["Action"], s["Resource"]) for s in state["Statement"]} == {
+        ("Allow", "s3:ListBucket", "arn:aws:s3:::BUCKET"),
+        ("Allow", "s3:GetObject", f"arn:aws:s3:::BUCKET/{key.group(1)}"),
+    }
+    assert "arn:aws:iam::aws:policy/ReadOnlyAccess" in header and "arn:aws:iam::aws:policy/ReadOnlyAccess" in docs
 
 
 @pytest.fixture(scope="module")

@@ -65,6 +65,21 @@ def test_local_env_without_a_running_backend(clean_env, tmp_path):
     assert_one_error_line(proc, "error: env 'local' runs on the embedded backend, but none is running; start it")
 
 
+@pytest.mark.parametrize(("task", "env"), [(["plan"], "dev"), (["deploy", "--yes"], "prod")])
+def test_placeholders_are_refused_before_any_terraform_or_aws_call(clean_env, task, env):
+    # no credentials and no terraform on PATH: the placeholders are named all the same
+    path = f"{Path(sys.executable).parent}:/usr/bin:/bin"
+    proc = run_invoke([*task, "--env", env], clean_env(PATH=path))
+    line = assert_one_error_line(
+        proc,
+        f'error: environments/{env}.backend.hcl still has the placeholder bucket "jobs-tfstate-CHANGE-ME", and '
+        f"environments/{env}.tfvars still has placeholder values for cognito_user_pool_arn, cognito_issuer_url, "
+        "cognito_app_client_id; fill in your state bucket and your Cognito user pool's ARN, issuer URL and app "
+        "client id",
+    )
+    assert proc.returncode == 1 and "packaging" not in proc.stdout, line
+
+
 def test_expired_credentials_are_named():
     sts = boto3.client("sts", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
     access = aws_access.AwsAccess(boto3.Session(region_name="us-east-1"))

@@ -54,6 +54,41 @@ def test_post_creates_pending_job_and_enqueues_it(stack: Stack) -> None:
     assert json.loads(msg["Body"]) == {"owner_id": "user-a", "job_id": job_id}
 
 
+@pytest.mark.parametrize(
+    ("drop", "location"),
+    [
+        (("path",), "/dev/job"),
+        (("path", "stage"), "/job"),
+        (("path", "stage", "domainName", "resourcePath", "identity", "requestId"), "/job"),
+    ],
+    ids=["no-path", "no-path-or-stage", "bare-context"],
+)
+def test_post_answers_202_when_the_event_lacks_request_fields(
+    stack: Stack, drop: tuple[str, ...], location: str
+) -> None:
+    """The response is built from what was known before the write: a missing field never turns
+    a recorded, queued job into a 500 (a client would retry and submit it twice)."""
+    event = api_event("POST", "/job", body=VALID_JOB)
+    for name in drop:
+        event["requestContext"].pop(name, None)
+    resp = call_api(event)
+    assert resp.status == 202, resp.body
+    job_id = resp.body["job_id"]
+    assert resp.headers["Location"] == f"{location}?job_id={job_id}"
+    assert [i["job_id"]["S"] for i in stack.items()] == [job_id]
+    assert [json.loads(m["Body"])["job_id"] for m in stack.messages()] == [job_id]
+
+
+@pytest.mark.parametrize("path", ["/dev/job\r\nSet-Cookie: x=1", "dev/job", "", None, 42])
+def test_a_request_path_unfit_for_a_header_falls_back_to_the_stage(stack: Stack, path: object) -> None:
+    event = api_event("POST", "/job", body=VALID_JOB)
+    event["requestContext"]["path"] = path
+    resp = call_api(event)
+    assert resp.status == 202, resp.body
+    assert resp.headers["Location"] == f"/dev/job?job_id={resp.body['job_id']}"
+    assert len(stack.items()) == 1 and len(stack.messages()) == 1
+
+
 def test_job_ids_sort_by_creation_time() -> None:
     ids = [submit().body["job_id"] for _ in range(5)]
     assert ids == sorted(ids)

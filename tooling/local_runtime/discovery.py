@@ -85,6 +85,7 @@ class FunctionConfig:
     reserved_concurrency: int | None
     log_group: str
     architectures: tuple[str, ...] = ()
+    role: str = ""  # the execution role's ARN: the function runs with its credentials
 
     @property
     def env(self) -> dict[str, str]:
@@ -235,6 +236,7 @@ def read_functions(backend: Backend) -> dict[str, FunctionConfig]:
                 reserved_concurrency=None if concurrency is None or int(concurrency) < 0 else int(concurrency),
                 log_group=log_group,
                 architectures=tuple(cfg.get("Architectures") or ()),
+                role=cfg.get("Role", ""),
             )
     return functions
 

@@ -26,13 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from tooling.local_runtime.credentials import ExecutionRoles
 from tooling.local_runtime.discovery import FunctionConfig
-from tooling.local_runtime.errors import CodeNotFoundError
+from tooling.local_runtime.errors import CodeNotFoundError, LocalRuntimeError
 from tooling.local_runtime.logs import LogRouter
 
 BOOTSTRAP = Path(__file__).with_name("_bootstrap.py")
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # Lambda's synchronous response payload limit
 INIT_TIMEOUT_SECONDS = 10.0  # Lambda's limit for the init phase of an on-demand environment
+# An environment is used only while its role credentials outlive the invocation by this much.
+CREDENTIALS_MARGIN_SECONDS = 60.0
 
 
 @dataclass
@@ -97,6 +100,7 @@ class ExecutionEnvironment:
         self.process: subprocess.Popen[bytes] | None = None
         self.dead = False
         self.invocations = 0
+        self.credentials_expire = float("inf")  # when the role credentials it was given expire
 
     def log(self, message: str) -> None:
         self._logs.emit(self.function.name, self.function.log_group, self.log_stream, message)
@@ -238,11 +242,13 @@ class PoolSettings:
 
     endpoint: str
     region: str
-    credentials: dict[str, str]
+    credentials: dict[str, str]  # used only when there is no ``roles`` (a bare pool in tests)
     python: str = sys.executable
     default_concurrency: int = 8
     init_timeout: float = INIT_TIMEOUT_SECONDS
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Each function runs with its execution role's credentials, assumed as Lambda does.
+    roles: ExecutionRoles | None = None
 
 
 class FunctionPool:
@@ -268,7 +274,19 @@ class FunctionPool:
         self.retired = False
         self.cold_starts = 0
 
-    def _environment(self, code_dir: Path) -> dict[str, str]:
+    def _credentials_needed(self) -> float:
+        """Seconds an environment's credentials must still be valid to take an invocation."""
+        return float(self.function.timeout) + CREDENTIALS_MARGIN_SECONDS
+
+    def _credentials(self) -> tuple[dict[str, str], float]:
+        """The role credentials a new environment gets (env vars) and when they expire."""
+        s = self._settings
+        if s.roles is None:
+            return dict(s.credentials), float("inf")
+        creds = s.roles.credentials(self.function.role, self.function.name, self._credentials_needed())
+        return creds.env(), creds.expiration
+
+    def _environment(self, code_dir: Path, credentials: dict[str, str]) -> dict[str, str]:
         fn = self.function
         s = self._settings
         return {
@@ -294,7 +312,7 @@ class FunctionPool:
             "AWS_ENDPOINT_URL": s.endpoint,
             "AWS_REGION": s.region,
             "AWS_DEFAULT_REGION": s.region,
-            **s.credentials,
+            **credentials,
         }
 
     def _fail(self, request_id: str, error_type: str, message: str, throttled: bool = False) -> InvocationResult:
@@ -329,13 +347,24 @@ class FunctionPool:
             self._slots.release()
 
     def _checkout(self) -> ExecutionEnvironment | None:
+        """An idle live environment whose credentials outlive the invocation; others go."""
+        stale: list[ExecutionEnvironment] = []
+        found = None
+        deadline = time.time() + self._credentials_needed()
         with self._lock:
             while self._idle:
                 env = self._idle.pop()
-                if not env.dead and env.process is not None and env.process.poll() is None:
-                    return env
-                self._all.discard(env)
-        return None
+                if env.dead or env.process is None or env.process.poll() is not None:
+                    self._all.discard(env)
+                elif env.credentials_expire <= deadline:
+                    self._all.discard(env)
+                    stale.append(env)
+                else:
+                    found = env
+                    break
+        for env in stale:
+            env.kill()  # Lambda recycles environments long before their credentials run out
+        return found
 
     def _checkin(self, env: ExecutionEnvironment) -> None:
         with self._lock:
@@ -358,7 +387,14 @@ class FunctionPool:
                 code_dir = self._code_dir(fn)
             except CodeNotFoundError as exc:
                 return self._fail(request_id, "LocalRuntime.CodeNotFound", str(exc))
-            env = ExecutionEnvironment(fn, code_dir, self._environment(code_dir), self._logs, self._settings.python)
+            try:
+                credentials, expires = self._credentials()
+            except LocalRuntimeError as exc:
+                return self._fail(request_id, "LocalRuntime.AssumeRoleFailed", str(exc))
+            env = ExecutionEnvironment(
+                fn, code_dir, self._environment(code_dir, credentials), self._logs, self._settings.python
+            )
+            env.credentials_expire = expires
             with self._lock:
                 self._all.add(env)
             self.cold_starts += 1

@@ -20,6 +20,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tooling.local_runtime.discovery import Backend
+from tooling.local_runtime.errors import LocalRuntimeError
 
 Console = Callable[[str], None]
 RUNTIME_PREFIX = "local-runtime"
@@ -37,6 +38,7 @@ def print_console(line: str) -> None:
 
 @dataclass(frozen=True)
 class _Event:
+    function: str
     group: str
     stream: str
     timestamp_ms: int
@@ -46,8 +48,16 @@ class _Event:
 class LogRouter:
     """Sends log lines to the console and (batched) to CloudWatch Logs on the backend."""
 
-    def __init__(self, backend: Backend | None, console: Console | None = print_console) -> None:
+    def __init__(
+        self,
+        backend: Backend | None,
+        console: Console | None = print_console,
+        writer: Callable[[str], Any] | None = None,
+    ) -> None:
         self._backend = backend
+        # function name -> the logs client its lines are written with (on AWS Lambda writes
+        # them with the function's execution role); default: the backend's own client.
+        self._writer = writer
         self._console = console
         self._console_lock = threading.Lock()
         self._queue: queue.Queue[_Event | None] = queue.Queue(maxsize=_MAX_BUFFERED)
@@ -80,7 +90,9 @@ class LogRouter:
         if self._backend is None:
             return
         try:
-            self._queue.put_nowait(_Event(group, stream, int(time.time() * 1000), message.replace("\r", "\n")))
+            self._queue.put_nowait(
+                _Event(function, group, stream, int(time.time() * 1000), message.replace("\r", "\n"))
+            )
             self._idle.clear()
         except queue.Full:
             self._dropped += 1
@@ -132,12 +144,12 @@ class LogRouter:
 
     def _ship(self, events: list[_Event]) -> None:
         assert self._backend is not None
-        logs = self._backend.client("logs")
-        by_stream: dict[tuple[str, str], list[_Event]] = {}
+        by_stream: dict[tuple[str, str, str], list[_Event]] = {}
         for event in events:
-            by_stream.setdefault((event.group, event.stream), []).append(event)
-        for (group, stream), items in by_stream.items():
+            by_stream.setdefault((event.function, event.group, event.stream), []).append(event)
+        for (function, group, stream), items in by_stream.items():
             try:
+                logs = self._writer(function) if self._writer else self._backend.client("logs")
                 self._ensure_stream(logs, group, stream)
                 items.sort(key=lambda e: e.timestamp_ms)
                 chunk: list[dict[str, object]] = []
@@ -151,7 +163,7 @@ class LogRouter:
                     size += len(message) + 26
                 if chunk:
                     logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=chunk)
-            except (ClientError, BotoCoreError) as exc:
+            except (ClientError, BotoCoreError, LocalRuntimeError) as exc:
                 text = f"could not write logs to CloudWatch Logs group {group}: {exc}"
                 if text != self._last_error:
                     self._last_error = text
@@ -164,7 +176,9 @@ class LogRouter:
         """Create the group (as Lambda does when Terraform did not) and the stream, once."""
         if (group, stream) in self._known_streams:
             return
-        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        # Lambda creates a missing group only if the role may (logs:CreateLogGroup); the
+        # stack's roles may not, as Terraform creates the groups: a denial is no error here.
+        with contextlib.suppress(ClientError):
             logs.create_log_group(logGroupName=group)
         with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
             logs.create_log_stream(logGroupName=group, logStreamName=stream)

@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tooling.local_runtime.discovery import Backend, EventSourceMappingConfig
+from tooling.local_runtime.discovery import EventSourceMappingConfig
 from tooling.local_runtime.functions import InvocationResult
 from tooling.local_runtime.logs import LogRouter
 
@@ -96,14 +96,15 @@ class QueuePoller:
         self,
         mapping: EventSourceMappingConfig,
         invoker: SqsInvoker,
-        backend: Backend,
+        sqs: Any,
         logs: LogRouter,
         concurrency: int,
         wait_seconds: int = 2,
     ) -> None:
         self.mapping = mapping
         self._invoker = invoker
-        self._sqs = backend.client("sqs")
+        self._sqs = sqs  # acting as the function's execution role, as the mapping does on AWS
+        self.role = ""  # the ARN of the role it acts as
         self._logs = logs
         self.concurrency = max(concurrency, 1)
         self._wait_seconds = wait_seconds

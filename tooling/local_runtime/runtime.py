@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from tooling.embedded_backend import REGION, TEST_CREDENTIALS
 from tooling.local_runtime.authorizer import JwksCache
+from tooling.local_runtime.credentials import ExecutionRoles
 from tooling.local_runtime.discovery import (
     Backend,
     CodeStore,
@@ -65,8 +66,11 @@ class LocalRuntime:
         self._access_log = access_log
         self._poll_wait = poll_wait_seconds
         creds = dict(credentials or TEST_CREDENTIALS)
+        # The runtime's own reads (discovery, log shipping) act as the control plane; each
+        # function and its event source mapping act as the function's execution role.
         self._backend = Backend(self.endpoint, region, creds)
-        self.logs = LogRouter(self._backend, console)
+        self.roles = ExecutionRoles(self.endpoint, region)
+        self.logs = LogRouter(self._backend, console, writer=self._log_writer)
         self._code = CodeStore(self.zip_dir, Path(cache_dir) if cache_dir else self.zip_dir / ".local-runtime")
         self._settings = PoolSettings(
             endpoint=self.endpoint,
@@ -75,11 +79,13 @@ class LocalRuntime:
             python=python,
             default_concurrency=default_concurrency,
             init_timeout=init_timeout,
+            roles=self.roles,
         )
         self._lock = threading.RLock()
         self._pools: dict[str, FunctionPool] = {}
         self._pollers: dict[str, QueuePoller] = {}
         self._queue_urls: dict[str, str] = {}
+        self._log_clients: dict[tuple[str, str], Any] = {}
         self._deployment: Deployment | None = None
         self._front: Front | None = None
         self._stopping = threading.Event()
@@ -296,7 +302,9 @@ class LocalRuntime:
         # event source mappings
         for uuid, mapping in sorted(new.mappings.items()):
             poller = self._pollers.get(uuid)
-            if poller is not None and poller.mapping == mapping:
+            consumer = new.functions.get(mapping.function_name)
+            role = consumer.role if consumer is not None else ""
+            if poller is not None and poller.mapping == mapping and poller.role == role:
                 continue
             if poller is not None:
                 poller.stop()
@@ -306,11 +314,12 @@ class LocalRuntime:
                 poller = QueuePoller(
                     mapping,
                     self._poller_invoke,
-                    self._backend,
+                    self.roles.client(role, mapping.function_name, "sqs"),
                     self.logs,
                     self._mapping_concurrency(mapping),
                     self._poll_wait,
                 )
+                poller.role = role
                 self._pollers[uuid] = poller
                 poller.start()
                 say(
@@ -325,6 +334,16 @@ class LocalRuntime:
             changed = True
         self._deployment = new
         return changed
+
+    def _log_writer(self, function_name: str) -> Any:
+        """The logs client of a function's lines: as its execution role, as Lambda writes them."""
+        pool = self._pools.get(function_name)
+        role = pool.function.role if pool is not None else ""
+        key = (function_name, role)
+        client = self._log_clients.get(key)
+        if client is None:
+            client = self._log_clients[key] = self.roles.client(role, function_name, "logs")
+        return client
 
     def _account_id(self, deployment: Deployment) -> str:
         for function in deployment.functions.values():

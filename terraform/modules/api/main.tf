@@ -3,6 +3,8 @@
 
 data "aws_partition" "current" {}
 
+data "aws_region" "current" {}
+
 locals {
   api_name = "${var.name_prefix}-api"
 
@@ -16,10 +18,20 @@ locals {
   }
   paths = toset([for r in local.routes : r.path])
 
-  # Gateway responses cannot vary by request Origin: they carry "*" when any origin is
-  # allowed, otherwise the first configured origin. The function's own responses (and its
-  # preflight answers) match the caller's origin against the whole list.
-  error_cors_origin = contains(var.cors_allowed_origins, "*") ? "*" : var.cors_allowed_origins[0]
+  # CORS headers of the errors API Gateway answers itself (401 from the authorizer, 429
+  # throttled, 404 no such route, 5xx, ...). A gateway response's header values are static:
+  # they cannot echo the caller's Origin, so naming one allowed origin would leave every
+  # other allowed origin's browser unable to read the error. They carry "*" instead: these
+  # bodies hold no user data (only API Gateway's own message), and a bearer token in the
+  # Authorization header is not a CORS credential, so "*" is readable by fetch() without
+  # credentials: "include". The allow-list still guards everything else: a browser only sends
+  # a cross-origin request with an Authorization header after a preflight, which the function
+  # answers for the configured origins only, and the function's own responses (every 2xx and
+  # every error it returns) echo the caller's origin only when it is on the list.
+  gateway_response_headers = {
+    "gatewayresponse.header.Access-Control-Allow-Origin"  = "'*'"
+    "gatewayresponse.header.Access-Control-Allow-Headers" = "'Authorization,Content-Type,Idempotency-Key'"
+  }
 
   # Errors produced by API Gateway itself, in the API's error shape {"error", "message"}.
   gateway_responses = {
@@ -70,6 +82,8 @@ resource "aws_api_gateway_resource" "path" {
   path_part   = each.key
 }
 
+# A Cognito-authorized method without authorization scopes takes ID tokens only; with scopes
+# it takes access tokens only, holding at least one of them (API Gateway's rule).
 resource "aws_api_gateway_method" "route" {
   for_each = local.routes
 
@@ -78,6 +92,7 @@ resource "aws_api_gateway_method" "route" {
   http_method          = each.value.method
   authorization        = "COGNITO_USER_POOLS"
   authorizer_id        = aws_api_gateway_authorizer.cognito.id
+  authorization_scopes = var.authorization_scopes
   request_validator_id = aws_api_gateway_request_validator.params.id
   request_parameters   = { for name, required in each.value.query : "method.request.querystring.${name}" => required }
 }
@@ -128,11 +143,7 @@ resource "aws_api_gateway_gateway_response" "error" {
     "application/json" = "{\"error\":\"${each.value.error}\",\"message\":${each.value.message}}"
   }
 
-  response_parameters = {
-    "gatewayresponse.header.Access-Control-Allow-Origin"  = "'${local.error_cors_origin}'"
-    "gatewayresponse.header.Access-Control-Allow-Headers" = "'Authorization,Content-Type,Idempotency-Key'"
-    "gatewayresponse.header.Vary"                         = "'Origin'"
-  }
+  response_parameters = local.gateway_response_headers
 }
 
 # Redeploy when, and only when, the API changes: hash the configuration that defines the API
@@ -145,11 +156,12 @@ resource "aws_api_gateway_deployment" "this" {
   triggers = {
     redeployment = sha1(jsonencode({
       # what the API is: the configuration that defines it ...
-      routes            = local.routes
-      gateway_responses = local.gateway_responses
-      error_cors_origin = local.error_cors_origin
-      user_pool_arn     = var.user_pool_arn
-      function          = var.function_invoke_arn
+      routes                   = local.routes
+      gateway_responses        = local.gateway_responses
+      gateway_response_headers = local.gateway_response_headers
+      authorization_scopes     = var.authorization_scopes
+      user_pool_arn            = var.user_pool_arn
+      function                 = var.function_invoke_arn
       # ... and the ids of its parts (a part that is replaced gets a new id)
       ids = concat(
         [aws_api_gateway_authorizer.cognito.id, aws_api_gateway_request_validator.params.id],
@@ -189,6 +201,7 @@ resource "aws_cloudwatch_log_group" "execution" {
 
 # API Gateway writes logs through one role per account and region. Exactly one stack per
 # account/region should manage it (manage_cloudwatch_role = true); the others rely on it.
+# IAM role names are global to the account: the name carries the region.
 data "aws_iam_policy_document" "apigateway_assume" {
   count = var.manage_cloudwatch_role ? 1 : 0
 
@@ -205,7 +218,7 @@ data "aws_iam_policy_document" "apigateway_assume" {
 resource "aws_iam_role" "cloudwatch" {
   count = var.manage_cloudwatch_role ? 1 : 0
 
-  name               = "${var.name_prefix}-apigateway-cloudwatch"
+  name               = "${var.name_prefix}-apigw-logs-${data.aws_region.current.name}-role"
   assume_role_policy = data.aws_iam_policy_document.apigateway_assume[0].json
 }
 

@@ -38,13 +38,15 @@ variable "function_invoke_arn" {
   type        = string
 }
 
-variable "cors_allowed_origins" {
-  description = "Allowed CORS origins; API Gateway's own error responses carry \"*\" if listed, else the first origin."
+variable "authorization_scopes" {
+  description = "OAuth scopes the Cognito authorizer requires on every route: [] takes ID tokens only; otherwise access tokens holding at least one of these scopes, and no ID tokens."
   type        = list(string)
+  default     = []
 
   validation {
-    condition     = length(var.cors_allowed_origins) > 0
-    error_message = "cors_allowed_origins must list at least one origin (or \"*\")."
+    # RFC 6749 scope-token characters: printable ASCII except space, double quote and backslash
+    condition     = alltrue([for s in var.authorization_scopes : can(regex("^[!#-\\[\\]-~]{1,256}$", s))]) && length(distinct(var.authorization_scopes)) == length(var.authorization_scopes)
+    error_message = "authorization_scopes must be distinct OAuth scope names (e.g. \"aws.cognito.signin.user.admin\" or \"<resource server>/<scope>\"), without spaces, quotes or backslashes."
   }
 }
 

@@ -1,5 +1,7 @@
 # The api and worker Lambdas, their log groups and roles, and the SQS event source mapping.
 
+data "aws_region" "current" {}
+
 locals {
   functions = {
     api = {
@@ -60,7 +62,9 @@ resource "aws_cloudwatch_log_group" "function" {
 }
 
 # ---------------------------------------------------------------------------------------
-# IAM: one role per function, least privilege on exact ARNs
+# IAM: one role per function, least privilege on exact ARNs. Role names are global to the
+# account: they carry the region, so one env deployed to two regions of an account does not
+# collide (inline policy names belong to their role and need no region).
 # ---------------------------------------------------------------------------------------
 
 data "aws_iam_policy_document" "lambda_assume" {
@@ -77,8 +81,15 @@ data "aws_iam_policy_document" "lambda_assume" {
 resource "aws_iam_role" "function" {
   for_each = local.functions
 
-  name               = "${each.value.name}-role"
+  name               = "${each.value.name}-${data.aws_region.current.name}-role"
   assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+
+  lifecycle {
+    precondition {
+      condition     = length("${each.value.name}-${data.aws_region.current.name}-role") <= 64
+      error_message = "The IAM role name ${each.value.name}-${data.aws_region.current.name}-role has more than 64 characters: shorten name_prefix."
+    }
+  }
 }
 
 data "aws_iam_policy_document" "api" {

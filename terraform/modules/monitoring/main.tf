@@ -144,8 +144,9 @@ resource "aws_cloudwatch_metric_alarm" "this" {
 # Dashboard
 # ---------------------------------------------------------------------------------------
 
+# Dashboards are global to the account (their ARNs have no region): the name carries the region.
 resource "aws_cloudwatch_dashboard" "this" {
-  dashboard_name = var.name_prefix
+  dashboard_name = "${var.name_prefix}-${local.region}"
   dashboard_body = jsonencode({
     widgets = [
       {

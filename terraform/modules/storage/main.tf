@@ -70,6 +70,13 @@ resource "aws_s3_bucket" "results" {
   #checkov:skip=CKV2_AWS_62:Nothing consumes bucket events; the job record in DynamoDB is the notification.
   bucket        = local.bucket_name
   force_destroy = var.force_destroy
+
+  lifecycle {
+    precondition {
+      condition     = length(local.bucket_name) <= 63
+      error_message = "The bucket name ${local.bucket_name} has ${length(local.bucket_name)} characters, but S3 allows at most 63: shorten name_prefix (it may have ${41 - length(data.aws_region.current.name)} characters in ${data.aws_region.current.name})."
+    }
+  }
 }
 
 resource "aws_s3_bucket_ownership_controls" "results" {
