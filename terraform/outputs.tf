@@ -3,6 +3,11 @@ output "api_url" {
   value       = module.api.invoke_url
 }
 
+output "api_authorization_scopes" {
+  description = "OAuth scopes every method requires: empty = Cognito ID tokens; else access tokens with one of them (invoke smoke picks the token)."
+  value       = var.api_authorization_scopes
+}
+
 output "rest_api_id" {
   description = "Id of the REST API."
   value       = module.api.rest_api_id

@@ -421,11 +421,12 @@ def smoke(
         raise OperatorError(f"env {env.name!r} has no api_url", "deploy it, or pass --api-url")
     if not isinstance(client_id, str) or not client_id:
         raise OperatorError(f"env {env.name!r} has no user_pool_client_id output", "deploy it first")
+    scopes = values.get("api_authorization_scopes") or []
     cognito = access.client("cognito-idp")
     progress = smoke_mod.ProgressLine()
 
     def attempt(username: str, password: str) -> smoke_mod.SmokeResult:
-        token = smoke_mod.id_token_for(cognito, client_id, username, password)
+        token = smoke_mod.api_token_for(cognito, client_id, username, password, scopes)
         out(f"smoke: {url} as {username}, timeout {timeout:g}s")
         return smoke_mod.run_smoke(url, token, timeout=timeout, progress=progress)
 

@@ -11,8 +11,9 @@ the timeout passes (reporting progress through a callback), checks that ``GET /j
 it, downloads the result through its ``result_url`` and checks that it contains both
 contexts. It never raises for a failed check: the :class:`SmokeResult` says what failed.
 
-ID tokens come from the env's Cognito app client with ``USER_PASSWORD_AUTH``
-(:func:`id_token_for`), for ``SMOKE_USERNAME``/``SMOKE_PASSWORD`` or for a throwaway user
+Tokens come from the env's Cognito app client with ``USER_PASSWORD_AUTH``
+(:func:`api_token_for`: an ID token, or the access token when the API requires
+``aws.cognito.signin.user.admin``), for ``SMOKE_USERNAME``/``SMOKE_PASSWORD`` or for a throwaway user
 made with the admin API and deleted afterwards (:func:`throwaway_user`).
 """
 
@@ -204,8 +205,36 @@ class ProgressLine:
 # ----------------------------------------------------------------------------- tokens
 
 
+# The one scope Cognito puts in the access token of a USER_PASSWORD_AUTH sign-in.
+SIGN_IN_SCOPE = "aws.cognito.signin.user.admin"
+
+
+def api_token_for(cognito: Any, client_id: str, username: str, password: str, scopes: list[str]) -> str:
+    """The token the API takes, signing in with USER_PASSWORD_AUTH (as API Gateway decides it).
+
+    Without authorization scopes on the methods API Gateway's Cognito authorizer takes ID
+    tokens only; with scopes, only an access token holding one of them. The access token of
+    this sign-in holds just ``aws.cognito.signin.user.admin``; other (custom) scopes come
+    from the hosted sign-in, which a command-line smoke test cannot do.
+    """
+    if not scopes:
+        return id_token_for(cognito, client_id, username, password)
+    if SIGN_IN_SCOPE not in scopes:
+        raise OperatorError(
+            f"the API requires an access token with one of the scopes {', '.join(scopes)}; a password "
+            f"sign-in's access token carries only {SIGN_IN_SCOPE}",
+            f"add {SIGN_IN_SCOPE} to api_authorization_scopes to smoke-test this env from the command line",
+        )
+    return _sign_in(cognito, client_id, username, password)["AccessToken"]
+
+
 def id_token_for(cognito: Any, client_id: str, username: str, password: str) -> str:
     """An ID token from the app client's USER_PASSWORD_AUTH flow."""
+    return _sign_in(cognito, client_id, username, password)["IdToken"]
+
+
+def _sign_in(cognito: Any, client_id: str, username: str, password: str) -> dict[str, str]:
+    """The tokens of the app client's USER_PASSWORD_AUTH flow."""
     try:
         answer = cognito.initiate_auth(
             ClientId=client_id,
@@ -226,7 +255,8 @@ def id_token_for(cognito: Any, client_id: str, username: str, password: str) -> 
             f"Cognito asked the smoke user for {answer.get('ChallengeName', 'a challenge')}",
             "give the user a permanent password (admin-set-user-password --permanent), or use --create-user",
         )
-    return str(answer["AuthenticationResult"]["IdToken"])
+    result = answer["AuthenticationResult"]
+    return {"IdToken": str(result["IdToken"]), "AccessToken": str(result["AccessToken"])}
 
 
 def throwaway_password() -> str:

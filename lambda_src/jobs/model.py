@@ -9,12 +9,14 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from jobs.errors import ValidationError
+from jobs.formats import DEFAULT_FORMAT, ResultFormat
 
 NAME_MAX_CHARS = 128
 CONTEXT_MAX_BYTES = 64 * 1024  # context1 + context2, UTF-8 encoded
@@ -22,6 +24,7 @@ IDEMPOTENCY_KEY_MAX_CHARS = 128
 LIMIT_DEFAULT = 50
 LIMIT_MAX = 100
 REQUIRED_FIELDS = ("name", "action", "context1", "context2")
+OPTIONAL_FIELDS = ("format",)
 
 
 class Status(StrEnum):
@@ -79,9 +82,11 @@ class NewJob:
     action: str
     context1: str
     context2: str
+    format: ResultFormat = DEFAULT_FORMAT
 
     @classmethod
-    def from_body(cls, body: str | None, known_actions: list[str]) -> NewJob:
+    def from_body(cls, body: str | None, action_formats: Mapping[str, Collection[ResultFormat]]) -> NewJob:
+        """Validate a body against the registered actions (name -> the formats it produces)."""
         if body is None or body.strip() == "":
             raise ValidationError("the request body must be a JSON object", "invalid_body")
         try:
@@ -90,7 +95,7 @@ class NewJob:
             raise ValidationError(f"the request body is not valid JSON: {exc.msg}", "invalid_json") from None
         if not isinstance(data, dict):
             raise ValidationError(f"the request body must be a JSON object, got {type(data).__name__}", "invalid_body")
-        unknown = sorted(set(data) - set(REQUIRED_FIELDS))
+        unknown = sorted(set(data) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
         if unknown:
             raise ValidationError(f"unknown field(s): {', '.join(unknown)}", "unknown_field")
         missing = [f for f in REQUIRED_FIELDS if f not in data]
@@ -116,17 +121,41 @@ class NewJob:
                 f"context1 + context2 are {size} bytes (UTF-8); at most {CONTEXT_MAX_BYTES} are allowed",
                 "context_too_large",
             )
-        if data["action"] not in known_actions:
+        if data["action"] not in action_formats:
+            known = ", ".join(sorted(action_formats))
+            raise ValidationError(f"unknown action {data['action'][:64]!r}; known actions: {known}", "unknown_action")
+        result_format = parse_format(data["format"]) if "format" in data else DEFAULT_FORMAT
+        produces = action_formats[data["action"]]
+        if result_format not in produces:
             raise ValidationError(
-                f"unknown action {data['action'][:64]!r}; known actions: {', '.join(known_actions)}",
-                "unknown_action",
+                f"action {data['action']!r} cannot produce {result_format.value}; "
+                f"it produces {', '.join(f.value for f in produces)}",
+                "unsupported_format",
             )
-        return cls(data["name"], data["action"], data["context1"], data["context2"])
+        return cls(data["name"], data["action"], data["context1"], data["context2"], result_format)
 
     def fingerprint(self) -> str:
-        """A digest of the request, to tell a replay from a different request under the same key."""
-        canonical = json.dumps([self.name, self.action, self.context1, self.context2], ensure_ascii=False)
+        """A digest of the request, to tell a replay from a different request under the same key.
+
+        The default format is left out, so a body that names ``text`` and one that does not
+        are the same request, and keys recorded before formats existed keep their digests.
+        """
+        fields = [self.name, self.action, self.context1, self.context2]
+        if self.format is not DEFAULT_FORMAT:
+            fields.append(self.format.value)
+        canonical = json.dumps(fields, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_format(raw: object) -> ResultFormat:
+    """The ``format`` a POST body names, or a 400."""
+    if not isinstance(raw, str):
+        raise ValidationError(f"field format must be a string, got {type(raw).__name__}", "invalid_field")
+    try:
+        return ResultFormat(raw)
+    except ValueError:
+        known = ", ".join(f.value for f in ResultFormat)
+        raise ValidationError(f"unknown format {raw[:32]!r}; use one of {known}", "invalid_format") from None
 
 
 def parse_idempotency_key(raw: str | None) -> str | None:
@@ -162,15 +191,20 @@ class Job:
     error: str | None = None
     lease_owner: str | None = None
     lease_until: int = 0
+    format: ResultFormat = DEFAULT_FORMAT  # a record written before formats existed has none: text
     # One entry per `invoke redrive` that made this FAILED job PENDING again, oldest first:
     # {"at", "error", "attempts", "failed_at", "dead_letter"} (the failure it followed).
     redrives: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def result_key(self) -> str:
-        """Where the result goes: <owner_id>/<YYYY-MM-DD (UTC creation date)>/<job_id>.txt."""
+        """Where the result goes: <owner_id>/<YYYY-MM-DD (UTC creation date)>/<job_id>.<txt|json|csv>."""
         day = parse_iso(self.created_at).strftime("%Y-%m-%d")
-        return f"{self.owner_id}/{day}/{self.job_id}.txt"
+        return f"{self.owner_id}/{day}/{self.result_file_name()}"
+
+    def result_file_name(self) -> str:
+        """The result's file name, as a browser saves it: <job_id>.<extension of the format>."""
+        return f"{self.job_id}.{self.format.extension}"
 
     def public_view(self, result_url: str | None = None) -> dict[str, Any]:
         """The record as the API returns it (the seed's field names, plus a few)."""
@@ -179,6 +213,7 @@ class Job:
             "status": self.status.value,
             "name": self.name,
             "action": self.action,
+            "format": self.format.value,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         }

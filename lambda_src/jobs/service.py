@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from jobs.actions import ActionInput, known_actions, run_action
+from jobs.actions import ActionInput, action_formats, run_action
 from jobs.errors import (
     Conflict,
     EnqueueFailed,
@@ -53,7 +53,7 @@ class JobService:
         self.queue = queue
 
     def submit(self, owner_id: str, body: str | None, idempotency_key: str | None) -> Submitted:
-        request = NewJob.from_body(body, known_actions())
+        request = NewJob.from_body(body, action_formats())
         now = utc_now()
         job = Job(
             owner_id=owner_id,
@@ -62,6 +62,7 @@ class JobService:
             action=request.action,
             context1=request.context1,
             context2=request.context2,
+            format=request.format,
             status=Status.PENDING,
             created_at=iso(now),
             updated_at=iso(now),
@@ -112,7 +113,9 @@ class JobService:
             raise JobNotFound(f"no job {job_id}")
         url = None
         if job.status is Status.COMPLETE and job.s3_key:
-            url = self.results.presign(job.s3_key, self.settings.result_url_ttl_seconds)
+            url = self.results.presign(
+                job.s3_key, self.settings.result_url_ttl_seconds, job.result_file_name(), job.format.content_type
+            )
         return job, url
 
     def list(self, owner_id: str, status: Status | None, limit: int, token: str | None) -> Page:
@@ -224,7 +227,7 @@ class JobProcessor:
             # marking COMPLETE: a complete result is then already there (S3 PUTs are atomic),
             # so it is not computed and written again.
             if job.attempts <= 1 or not self.results.exists(key):
-                self.results.put(key, run_action(_action_input(job)))
+                self.results.put(key, run_action(_action_input(job)), job.format.content_type)
             done = self.table.complete(job.owner_id, job.job_id, lease_owner, key, iso(utc_now()))
         except Exception as exc:
             error = _describe(exc)
@@ -264,7 +267,7 @@ class JobProcessor:
 
 
 def _action_input(job: Job) -> ActionInput:
-    return ActionInput(job.job_id, job.name, job.action, job.context1, job.context2, job.created_at)
+    return ActionInput(job.job_id, job.name, job.action, job.context1, job.context2, job.created_at, job.format)
 
 
 def _describe(exc: BaseException) -> str:

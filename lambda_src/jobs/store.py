@@ -14,6 +14,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from jobs.formats import DEFAULT_FORMAT, ResultFormat
 from jobs.model import Job, Status
 
 STATUS_INDEX = "by_owner_status"
@@ -23,7 +24,7 @@ _ser = TypeSerializer()
 _de = TypeDeserializer()
 
 # Attribute names that are DynamoDB reserved words (or just better quoted).
-_NAMES = {"#status": "status", "#name": "name", "#action": "action", "#error": "error"}
+_NAMES = {"#status": "status", "#name": "name", "#action": "action", "#error": "error", "#format": "format"}
 
 _FIELDS = {
     # Job attribute -> item attribute
@@ -31,6 +32,7 @@ _FIELDS = {
     "job_id": "job_id",
     "name": "name",
     "action": "action",
+    "format": "format",  # absent on records written before formats existed: text
     "context1": "context1",
     "context2": "context2",
     "status": "status",
@@ -62,6 +64,7 @@ def _serialize(values: dict[str, Any]) -> dict[str, Any]:
 def _to_item(job: Job) -> dict[str, Any]:
     values = {attr: getattr(job, f) for f, attr in _FIELDS.items()}
     values["status"] = job.status.value
+    values["format"] = job.format.value
     values["owner_status"] = _owner_status(job.owner_id, job.status)
     if not job.lease_owner:
         values.pop("lease_owner")
@@ -78,6 +81,7 @@ def _from_item(item: dict[str, Any]) -> Job:
         if attr in values:
             kwargs[f] = values[attr]
     kwargs["status"] = Status(kwargs["status"])
+    kwargs["format"] = ResultFormat(kwargs.get("format", DEFAULT_FORMAT))
     for number in ("attempts", "lease_until", "expires_at"):
         kwargs[number] = int(kwargs.get(number, 0))
     kwargs["redrives"] = [
@@ -365,13 +369,9 @@ class ResultBucket:
         self._s3 = client
         self._bucket = bucket_name
 
-    def put(self, key: str, text: str) -> None:
-        self._s3.put_object(
-            Bucket=self._bucket,
-            Key=key,
-            Body=text.encode("utf-8"),
-            ContentType="text/plain; charset=utf-8",
-        )
+    def put(self, key: str, text: str, content_type: str) -> None:
+        """Store ``text`` UTF-8 encoded, with ``content_type`` (which names the charset)."""
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)
 
     def exists(self, key: str) -> bool:
         try:
@@ -382,10 +382,15 @@ class ResultBucket:
             raise
         return True
 
-    def presign(self, key: str, ttl_seconds: int) -> str:
-        url: str = self._s3.generate_presigned_url(
-            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=ttl_seconds
-        )
+    def presign(self, key: str, ttl_seconds: int, file_name: str, content_type: str) -> str:
+        """A GET URL of ``key`` whose response says: save me as ``file_name``, of ``content_type``."""
+        params = {
+            "Bucket": self._bucket,
+            "Key": key,
+            "ResponseContentDisposition": f'attachment; filename="{file_name}"',
+            "ResponseContentType": content_type,
+        }
+        url: str = self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl_seconds)
         return url
 
 

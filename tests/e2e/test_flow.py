@@ -6,6 +6,10 @@ results are read back through their presigned ``result_url``.
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
+import json
 import threading
 import time
 from typing import Any
@@ -68,6 +72,45 @@ def test_every_action_completes_with_its_result(alice: User) -> None:
     assert "a" in texts["word-count"] and "3" in texts["word-count"]
     assert "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" in texts["checksum"]
     assert texts["json-format"].index('"a"') < texts["json-format"].index('"b"')
+
+
+def test_json_and_csv_results_download_with_their_type_and_name(stack: LocalStack, alice: User) -> None:
+    """Issue 14: a json and a csv job complete under .json/.csv keys, stored with their
+    Content-Type; the presigned result_url answers that type and an attachment file name."""
+    submitted = {}
+    for action, fmt in (("word-count", "json"), ("checksum", "csv")):
+        body = {"name": f"as {fmt}", "action": action, "context1": "abc abc", "context2": "def", "format": fmt}
+        resp = alice.api.post_job(body)
+        assert resp.status_code == 202, resp.text
+        submitted[fmt] = resp.json()["job_id"]
+    s3 = stack.client("s3")
+    downloads = {}
+    for fmt, job_id in submitted.items():
+        job = alice.api.wait_terminal(job_id, timeout=60)
+        assert job["status"] == "COMPLETE", job
+        assert job["format"] == fmt
+        assert job["S3FileKey"] == f"{alice.sub}/{job['createdAt'][:10]}/{job_id}.{fmt}"
+        content_type = {"json": "application/json; charset=utf-8", "csv": "text/csv; charset=utf-8"}[fmt]
+        stored = s3.head_object(Bucket=stack.outputs["bucket_name"], Key=job["S3FileKey"])
+        assert stored["ContentType"] == content_type  # as the worker wrote it
+        result = requests.get(job["result_url"], timeout=30)  # presigned: no Authorization header
+        assert result.status_code == 200, result.text
+        assert result.headers["Content-Type"] == content_type
+        assert result.headers["Content-Disposition"] == f'attachment; filename="{job_id}.{fmt}"'
+        downloads[fmt] = result.content.decode("utf-8")
+    assert json.loads(downloads["json"]) == {
+        "total_words": 3,
+        "distinct_words": 2,
+        "top_words": [{"word": "abc", "count": 2}, {"word": "def", "count": 1}],
+    }
+    sha = {text: hashlib.sha256(text.encode()).hexdigest() for text in ("abc abc", "def")}
+    assert list(csv.reader(io.StringIO(downloads["csv"], newline=""))) == [
+        ["input", "sha256"],
+        ["context1", sha["abc abc"]],
+        ["context2", sha["def"]],
+    ]
+    listed = {j["job_id"]: j["format"] for j in alice.api.list_jobs().json()}
+    assert {listed[job_id] for job_id in submitted.values()} == {"json", "csv"}
 
 
 def test_get_jobs_lists_newest_first(make_user: Any) -> None:

@@ -81,6 +81,23 @@ def test_timeout_is_enforced_and_the_process_replaced(runtime: LocalRuntime) -> 
     assert quick.cold and quick.environment_id != timed_out.environment_id
 
 
+def test_an_environment_whose_role_credentials_would_expire_is_replaced(runtime: LocalRuntime) -> None:
+    """Lambda never runs an invocation on credentials that could expire during it."""
+    first = runtime.invoke("lr-echo", {})
+    assert first.ok, first.error
+    idle = list(runtime.pool("lr-echo")._idle)
+    assert first.environment_id in {e.id for e in idle}
+    assert all(e.credentials_expire > time.time() + 900 for e in idle)  # hour-long role sessions
+    for env in idle:
+        env.credentials_expire = time.time() + 30  # less than the timeout + margin from now
+    second = runtime.invoke("lr-echo", {})
+    assert second.ok, second.error
+    assert second.cold and second.environment_id not in {e.id for e in idle}
+    for env in idle:  # the old ones were stopped
+        assert env.process is None or env.process.wait(timeout=5) is not None
+    assert _body(second.payload)["caller"].endswith(":assumed-role/lr-role/lr-echo")
+
+
 def test_crash_is_an_error_and_the_process_replaced(runtime: LocalRuntime) -> None:
     crashed = runtime.invoke("lr-crash", {})
     assert not crashed.ok and crashed.error is not None

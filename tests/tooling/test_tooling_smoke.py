@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +14,7 @@ import jwt
 import pytest
 
 from tooling.errors import OperatorError
-from tooling.smoke import ProgressLine, id_token_for, run_smoke, throwaway_user
+from tooling.smoke import SIGN_IN_SCOPE, ProgressLine, api_token_for, id_token_for, run_smoke, throwaway_user
 
 TOKEN = "header.payload.signature"
 
@@ -191,6 +192,30 @@ def test_throwaway_user_gets_an_id_token_and_is_deleted(access, unique):
             id_token_for(cognito, client_id, username, password + "x")
     with pytest.raises(cognito.exceptions.UserNotFoundException):
         cognito.admin_get_user(UserPoolId=pool_id, Username=username)
+
+
+def test_the_smoke_token_is_the_one_api_gateway_takes_for_the_scopes(access, unique):
+    """No scopes: an ID token. The sign-in scope required: the access token. Others: a clear refusal."""
+    cognito = access.client("cognito-idp")
+    pool_id = cognito.create_user_pool(PoolName=f"smoke-scopes-{unique}")["UserPool"]["Id"]
+    client_id = cognito.create_user_pool_client(
+        UserPoolId=pool_id, ClientName="app", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
+    )["UserPoolClient"]["ClientId"]
+    with throwaway_user(cognito, pool_id) as (username, password):
+        plain = jwt.decode(
+            api_token_for(cognito, client_id, username, password, []), options={"verify_signature": False}
+        )
+        assert plain["token_use"] == "id"
+        scoped = api_token_for(
+            cognito, client_id, username, password, ["https://jobs.example.com/submit", SIGN_IN_SCOPE]
+        )
+        claims = jwt.decode(scoped, options={"verify_signature": False})
+        assert claims["token_use"] == "access"
+        with pytest.raises(
+            OperatorError,
+            match=re.escape("requires an access token with one of the scopes https://jobs.example.com/submit"),
+        ):
+            api_token_for(cognito, client_id, username, password, ["https://jobs.example.com/submit"])
 
 
 def test_throwaway_user_is_deleted_when_the_smoke_fails(access, unique):

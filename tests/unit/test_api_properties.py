@@ -14,7 +14,9 @@ from tests.unit.conftest import VALID_JOB, api_event, call_api, claims
 pytestmark = pytest.mark.usefixtures("stack")
 
 ROUTES = [("POST", "/job"), ("GET", "/job"), ("DELETE", "/job"), ("GET", "/jobs")]
-FIELDS = ["name", "action", "context1", "context2"]
+FIELDS = ["name", "action", "context1", "context2", "format"]
+# Valid names of actions and formats, so that bodies reach the checks past them (and the writes).
+NAMES = ["demo", "process-data", "word-count", "checksum", "text", "json", "csv"]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
@@ -27,13 +29,16 @@ bodies = st.one_of(
     json_values.map(json.dumps),
     st.fixed_dictionaries(
         {},
-        optional={
-            f: st.one_of(st.text(max_size=150), json_values, st.sampled_from(["demo", "process-data"])) for f in FIELDS
-        },
+        optional={f: st.one_of(st.text(max_size=150), json_values, st.sampled_from(NAMES)) for f in FIELDS},
     ).map(json.dumps),
     st.builds(
         lambda extra: json.dumps({**VALID_JOB, **extra}),
         st.dictionaries(st.sampled_from([*FIELDS, "x"]), json_values, max_size=2),
+    ),
+    st.builds(
+        lambda action, fmt: json.dumps({**VALID_JOB, "action": action, "format": fmt}),
+        st.sampled_from(NAMES[:4]),
+        st.one_of(st.sampled_from(NAMES[4:]), json_values),
     ),
 )
 params = st.dictionaries(

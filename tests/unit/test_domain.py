@@ -77,7 +77,7 @@ def test_actions_registry() -> None:
     out = actions.run_action(job)
     assert "total words: 4" in out and "2  the" in out
     with pytest.raises(ValueError, match="already registered"):
-        actions.action("demo", "twice")(lambda j: "")
+        actions.action("demo", "twice", text=str)(lambda j: "")
 
 
 def test_demo_action_matches_the_readme_example() -> None:

@@ -62,6 +62,7 @@ def pending_item(owner_id: str, job_id: str, name: str, now: datetime) -> dict[s
         "job_id": _s(job_id),
         "name": _s(name),
         "action": _s("demo"),
+        "format": _s("text"),
         "context1": _s("hello"),
         "context2": _s("world"),
         "status": _s("PENDING"),

@@ -61,7 +61,7 @@ resource "aws_dynamodb_table" "jobs" {
 }
 
 # ---------------------------------------------------------------------------------------
-# S3: results at <owner_id>/<YYYY-MM-DD>/<job_id>.txt
+# S3: results at <owner_id>/<YYYY-MM-DD>/<job_id>.<txt|json|csv> (the job's format)
 # ---------------------------------------------------------------------------------------
 
 resource "aws_s3_bucket" "results" {
