@@ -273,8 +273,11 @@ def test_role_credentials_are_cached_and_assumed_again_before_they_expire(
     # asking for more time than is left assumes again
     again = roles.credentials(role, "fn", min_remaining=first.remaining(now[0]) + 1)
     assert again.access_key_id != first.access_key_id and roles.assumed == 2
-    # a quarter of their life later they are renewed
-    now[0] += 900 * 0.25 + 1
+    # kept until a quarter of their life has passed (measured on the fake clock from their expiry,
+    # so the time this test itself takes does not matter), then renewed
+    now[0] = again.expiration - 900 * 0.75 - 5
+    assert roles.credentials(role, "fn") is again and roles.assumed == 2
+    now[0] = again.expiration - 900 * 0.75 + 1
     renewed = roles.credentials(role, "fn")
     assert renewed.access_key_id != again.access_key_id and roles.assumed == 3
     # and a client made from them keeps working as the role
