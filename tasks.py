@@ -203,7 +203,10 @@ def demo(c: Context, timeout: int = 120) -> None:
         "skip_listing": "skip the GET /jobs measurement (and its seeding)",
         "cold_runs": "fresh-process imports per cold start variant; the median is reported (default 7)",
         "quick": "a short run: 100 jobs, 10,000 listing items, 3 cold start runs (explicit flags still win)",
-    }
+        "var": "NAME=VALUE: a Terraform variable of the bench's stack over environments/local.tfvars "
+        "(repeatable, e.g. --var worker_batch_size=1); docs/tuning.md",
+    },
+    iterable=["var"],
 )
 @friendly_errors
 def bench(
@@ -215,6 +218,7 @@ def bench(
     skip_listing: bool = False,
     cold_runs: int = 0,
     quick: bool = False,
+    var: list[str] | None = None,
 ) -> None:
     """Benchmark the local stack against a raw-boto3 floor: throughput, latency, listing, cold start, cost.
 
@@ -231,5 +235,6 @@ def bench(
         skip_listing=skip_listing,
         cold_runs=cold_runs,
         quick=quick,
+        var=var,
     )
     bench_mod.run(config)

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tooling.bench import BenchConfig, config_from_flags, counting, prices, report, run
+from tooling import deploy, environments
+from tooling.bench import BenchConfig, config_from_flags, counting, prices, report, run, runner
+from tooling.bench import variables as bench_variables
 from tooling.bench.runner import ConsoleTap
 from tooling.bench.stats import percentile, ratio
 from tooling.embedded_backend import request_identity
+from tooling.environments import ENDPOINT_ENV_VAR, LOCAL_ENV
+from tooling.errors import OperatorError
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION_UA = "Boto3/1.35 md/Botocore#1.35 exec-env/AWS_Lambda_python3.12 Botocore/1.35"
@@ -138,6 +144,136 @@ def test_flags_make_the_config_and_name_the_command():
     quick = config_from_flags(quick=True, jobs=40, skip_listing=True)
     assert (quick.jobs, quick.cold_runs, quick.skip_listing) == (40, 3, True)
     assert quick.command == "invoke bench --quick --jobs=40 --skip-listing"
+
+
+# ---- --var: Terraform variables of the bench's stack ---------------------------------------
+
+
+def test_vars_are_typed_by_their_declaration():
+    parsed = bench_variables.parse(
+        [
+            "worker_batch_size=1",
+            "worker_batching_window_seconds=2",
+            "log_level=DEBUG",
+            "deletion_protection=true",
+            'cors_allowed_origins=["https://a.example", "https://b.example"]',
+            "api_throttling_rate_limit=12.5",
+            "worker_batch_size=5",  # a later value wins, as with terraform -var
+        ]
+    )
+    assert parsed == {
+        "worker_batch_size": 5,
+        "worker_batching_window_seconds": 2,
+        "log_level": "DEBUG",
+        "deletion_protection": True,
+        "cors_allowed_origins": ["https://a.example", "https://b.example"],
+        "api_throttling_rate_limit": 12.5,
+    }
+    assert bench_variables.parse([]) == {}
+    declared = bench_variables.declared()
+    assert declared["worker_max_concurrency"] == "number" and declared["cors_allowed_origins"] == "list(string)"
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("worker_batch_size", "is not NAME=VALUE"),
+        ("=3", "is not NAME=VALUE"),
+        ("worker_batch_sise=1", "is not a variable of terraform/variables.tf; did you mean --var worker_batch_size=1?"),
+        ("worker_batch_size=ten", "worker_batch_size is a number, and 'ten' is not a number"),
+        ("worker_batch_size=true", "is not a number"),
+        ("worker_batch_size=", "is not a number"),
+        ("deletion_protection=yes", "is not true or false"),
+        ("cors_allowed_origins=*", "is not JSON"),
+        ("api_zip_path=/tmp/x.zip", "api_zip_path is set by the bench itself"),
+    ],
+)
+def test_an_invalid_var_is_one_error_line(spec, words):
+    with pytest.raises(OperatorError) as caught:
+        config_from_flags(var=[spec])
+    line = caught.value.line()
+    assert line.startswith("error: --var ") and "\n" not in line
+    assert words in line
+
+
+def test_vars_are_in_the_command_and_the_config():
+    config = config_from_flags(
+        jobs=150,
+        skip_listing=True,
+        cold_runs=1,
+        var=["worker_batch_size=1", "worker_max_concurrency=2", 'cors_allowed_origins=["*"]'],
+    )
+    assert config.variables == {"worker_batch_size": 1, "worker_max_concurrency": 2, "cors_allowed_origins": ["*"]}
+    assert config.command == (
+        "invoke bench --jobs=150 --cold-runs=1 --skip-listing --var=worker_batch_size=1 "
+        "--var=worker_max_concurrency=2 --var='cors_allowed_origins=[\"*\"]'"
+    )
+    # The printed command gives the same variables back.
+    flags = [arg.removeprefix("--var=") for arg in shlex.split(config.command) if arg.startswith("--var=")]
+    assert bench_variables.parse(flags) == config.variables
+    assert config_from_flags().variables == {}
+
+
+def test_vars_reach_the_deployment_of_the_bench_stack(monkeypatch, tmp_path):
+    """run() deploys its stack with the variables; they land after local.tfvars, so they win."""
+    seen: dict[str, Any] = {}
+
+    class Deployed(Exception):
+        pass
+
+    def start(out, console=None, variables=None, **_):
+        seen["variables"] = variables
+        env = environments.resolve(LOCAL_ENV)
+        seen["var_options"] = deploy.terraform_for(env, variables=variables).runner._var_options()
+        raise Deployed
+
+    monkeypatch.setenv("JOBSTACK_WORK_ROOT", str(tmp_path))  # own terraform work dir: never another session's
+    monkeypatch.setenv(ENDPOINT_ENV_VAR, "http://127.0.0.1:9")  # what start() sets once its backend is up
+    monkeypatch.setattr(runner.local_stack, "start", start)
+    config = config_from_flags(out=str(tmp_path / "out"), var=["worker_batch_size=1", "worker_max_concurrency=2"])
+    with pytest.raises(Deployed):
+        run(config, out=lambda line: None)
+    assert seen["variables"] == {"worker_batch_size": 1, "worker_max_concurrency": 2}
+    files = seen["var_options"]["var_file"]
+    assert Path(files[0]).name == "local.tfvars"
+    overrides = json.loads(Path(files[-1]).read_text())
+    assert overrides["worker_batch_size"] == 1 and overrides["worker_max_concurrency"] == 2
+    assert overrides["api_zip_path"].endswith("api.zip")  # the runner's own variables are kept
+
+
+def test_the_worker_mapping_is_found_by_its_function_arn():
+    """moto filters FunctionName against what the mapping was created with (an ARN): list all, match here."""
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:{}"
+    pages = [
+        {"EventSourceMappings": [{"UUID": "a", "FunctionArn": arn.format("jobs-local-api")}]},
+        {"EventSourceMappings": [{"UUID": "b", "FunctionArn": arn.format("jobs-local-worker") + ":$LATEST"}]},
+    ]
+
+    class Lambda:
+        def get_paginator(self, name):
+            assert name == "list_event_source_mappings"
+            return type("Paginator", (), {"paginate": lambda self: iter(pages)})()
+
+    assert runner.worker_mapping(Lambda(), "jobs-local-worker")["UUID"] == "b"
+    assert runner.worker_mapping(Lambda(), "jobs-local-work") == {}
+
+
+def test_results_show_the_vars():
+    results = {
+        "started_at": "2026-01-01T00:00:00Z",
+        "machine": "test",
+        "command": "invoke bench --var=worker_batch_size=1",
+        "config": {"jobs": 1, "clients": 1},
+        "variables": {"worker_batch_size": 1, "log_level": "DEBUG"},
+        "targets": {},
+        "figures": {"settings": {"worker_batch_size": 1}},
+    }
+    markdown = report.markdown(results)
+    assert "`invoke bench --var=worker_batch_size=1`" in markdown
+    assert 'Terraform variables over `environments/local.tfvars`: `worker_batch_size = 1`, `log_level = "DEBUG"`.' in (
+        markdown
+    )
+    assert "| settings.worker_batch_size | 1 |" in markdown
 
 
 # ---- one tiny run on the embedded stack ---------------------------------------------------

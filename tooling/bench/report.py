@@ -72,6 +72,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"Run {results['started_at']} on {results['machine']}; {cfg['jobs']} jobs, {cfg['clients']} clients; "
         f"command: `{results['command']}`.",
         "",
+    ]
+    if results.get("variables"):
+        shown = ", ".join(f"`{name} = {json.dumps(value)}`" for name, value in results["variables"].items())
+        lines += [f"Terraform variables over `environments/local.tfvars`: {shown}.", ""]
+    lines += [
         "## Targets",
         "",
         "| target | value | goal | verdict |",

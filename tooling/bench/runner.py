@@ -1,14 +1,15 @@
 """``invoke bench``: one run on one embedded backend, every figure of issue 6.
 
 Order: start the local stack (backend with request counting on, terraform apply of
-``environments/local.tfvars``, local runtime) -> cold start (on an idle machine) -> floor ->
-stack (after a warm-up of one job per client) -> listing (the stack's jobs deleted first, so
-the baseline table holds only the listing user's 50 jobs) -> results (printed, JSON,
-Markdown, PNG). Everything started is stopped at the end, failure or not.
+``environments/local.tfvars`` with the ``--var`` overrides on top, local runtime) -> cold
+start (on an idle machine) -> floor -> stack (after a warm-up of one job per client) ->
+listing (the stack's jobs deleted first, so the baseline table holds only the listing
+user's 50 jobs) -> results (printed, JSON, Markdown, PNG). Everything started is stopped at the end, failure or not.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -25,8 +26,10 @@ from botocore.config import Config
 from tooling import local_stack, packaging
 from tooling.aws_access import LOCAL_CREDENTIALS
 from tooling.bench import coldstart, counting, floor, listing, load, prices, records, report
+from tooling.bench import variables as variables_mod
 from tooling.bench.stats import ratio, summary_ms
 from tooling.embedded_backend import COUNT_REQUESTS_ENV
+from tooling.local_runtime.functions import PoolSettings
 
 Out = Callable[[str], None]
 DEFAULT_OUT_DIR = packaging.BUILD_DIR / "bench"
@@ -46,6 +49,7 @@ class BenchConfig:
     seed_budget_s: float = 900.0
     completion_timeout_s: float | None = None  # default: 120 s + 1 s per job
     command: str = "invoke bench"
+    variables: dict[str, Any] = field(default_factory=dict)  # --var: over environments/local.tfvars
 
 
 def config_from_flags(
@@ -56,13 +60,20 @@ def config_from_flags(
     skip_listing: bool = False,
     cold_runs: int = 0,
     quick: bool = False,
+    var: list[str] | None = None,
 ) -> BenchConfig:
-    """The task's flags (0 or "" = default; ``quick`` = smaller defaults) -> a config naming its command."""
+    """The task's flags (0 or "" = default; ``quick`` = smaller defaults) -> a config naming its command.
+
+    ``var``: ``NAME=VALUE`` strings (``--var``, repeatable), Terraform variables of the bench's
+    stack; an invalid one raises ``OperatorError`` before anything starts.
+    """
+    variables = variables_mod.parse(var or [])
     flags = {"jobs": jobs, "clients": clients if clients != 8 else 0, "out": out, "listing-items": listing_items}
     flags["cold-runs"] = cold_runs
     command = ["invoke bench", *(["--quick"] if quick else [])]
     command += [f"--{name}={value}" for name, value in flags.items() if value]
     command += ["--skip-listing"] if skip_listing else []
+    command += [variables_mod.flag(name, value) for name, value in variables.items()]
     return BenchConfig(
         jobs=jobs or (100 if quick else 500),
         clients=clients,
@@ -71,6 +82,7 @@ def config_from_flags(
         skip_listing=skip_listing,
         cold_runs=cold_runs or (3 if quick else 7),
         command=" ".join(command),
+        variables=variables,
     )
 
 
@@ -183,6 +195,40 @@ def cost_figures(
     }
 
 
+def worker_mapping(lam: Any, function_name: str) -> dict[str, Any]:
+    """The worker's event source mapping ({} if none).
+
+    Listed without the ``FunctionName`` filter: moto matches that filter against what the
+    mapping was created with (Terraform passes the function's ARN), so a name finds nothing.
+    """
+    for page in lam.get_paginator("list_event_source_mappings").paginate():
+        for mapping in page.get("EventSourceMappings", []):
+            arn = str(mapping.get("FunctionArn", ""))
+            if arn.split(":function:", 1)[-1].split(":", 1)[0] == function_name:
+                return dict(mapping)
+    return {}
+
+
+def deployed_settings(
+    aws: dict[str, Any], outputs: dict[str, Any], functions: dict[str, dict[str, Any]], mapping: dict[str, Any]
+) -> dict[str, Any]:
+    """The tuning knobs as deployed (read back from the backend, not from the tfvars)."""
+    settings: dict[str, Any] = {}
+    for label, cfg in functions.items():
+        reserved = aws["lambda"].get_function_concurrency(FunctionName=cfg["FunctionName"])
+        settings[f"{label}_memory_mb"] = cfg.get("MemorySize")
+        settings[f"{label}_timeout_s"] = cfg.get("Timeout")
+        settings[f"{label}_reserved_concurrency"] = reserved.get("ReservedConcurrentExecutions", "unreserved")
+    settings["worker_batch_size"] = mapping.get("BatchSize")
+    settings["worker_batching_window_s"] = mapping.get("MaximumBatchingWindowInSeconds", 0)
+    settings["worker_max_concurrency"] = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency", "unset")
+    attributes = aws["sqs"].get_queue_attributes(QueueUrl=outputs["queue_url"], AttributeNames=["All"])["Attributes"]
+    settings["queue_visibility_timeout_s"] = int(attributes.get("VisibilityTimeout", 0))
+    redrive = json.loads(attributes.get("RedrivePolicy") or "{}")
+    settings["queue_max_receive_count"] = int(redrive["maxReceiveCount"]) if redrive else "no DLQ"
+    return settings
+
+
 def _delete_owner_jobs(ddb: Any, table: str, subs: list[str]) -> int:
     deleted = 0
     for sub in subs:
@@ -205,9 +251,11 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
     timeout = config.completion_timeout_s or 120.0 + config.jobs
     previous = os.environ.get(COUNT_REQUESTS_ENV)
     os.environ[COUNT_REQUESTS_ENV] = "1"  # read by the backend process at start
+    if config.variables:
+        shown = ", ".join(f"{name}={value!r}" for name, value in config.variables.items())
+        out(f"terraform variables over environments/local.tfvars: {shown}")
     try:
-        stack_ctx = local_stack.running(out, console=tap)
-        stack = stack_ctx.__enter__()
+        stack = local_stack.start(out, console=tap, variables=config.variables)
     finally:
         if previous is None:
             os.environ.pop(COUNT_REQUESTS_ENV, None)
@@ -223,9 +271,10 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
             for label in ("api", "worker")
         }
         tap.functions = {cfg["FunctionName"] for cfg in functions.values()}
-        mappings = aws["lambda"].list_event_source_mappings(FunctionName=outputs["worker_function_name"])
-        scaling = (mappings.get("EventSourceMappings") or [{}])[0].get("ScalingConfig") or {}
+        mapping = worker_mapping(aws["lambda"], outputs["worker_function_name"])
+        scaling = mapping.get("ScalingConfig") or {}
         processors = int(scaling.get("MaximumConcurrency") or 4)
+        figures["settings"] = deployed_settings(aws, outputs, functions, mapping)
 
         # ---- cold start -------------------------------------------------------------
         out(f"cold start: {config.cold_runs} runs of each import in a fresh process ...")
@@ -323,7 +372,7 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
             out(f"  {line}")
         raise
     finally:
-        stack_ctx.__exit__(None, None, None)
+        stack.stop()
 
     values: dict[str, float | None] = {
         "stack_vs_floor_jobs_per_s": figures["stack"]["jobs_per_s_vs_floor"],
@@ -341,6 +390,7 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, moto",
         "command": config.command,
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "variables": dict(config.variables),
         "targets": report.evaluate(values),
         "figures": figures,
         "cost": cost,
@@ -410,11 +460,13 @@ def _standing_notes(figures: dict[str, Any]) -> list[str]:
         "ratios within the run are what counts",
     ]
     stack = figures.get("stack") or {}
-    if stack.get("clients", 0) > 4:
+    reserved = (figures.get("settings") or {}).get("api_reserved_concurrency")
+    api_limit = reserved if isinstance(reserved, int) else PoolSettings.default_concurrency
+    if stack.get("clients", 0) > api_limit:
         notes.append(
-            f"POST latency: the local runtime runs at most 4 execution environments of a function without reserved "
-            f"concurrency (LocalRuntime default_concurrency), so the {stack['clients']} clients share 4 api "
-            "environments and a POST may wait for one; the floor's creators never wait (compare "
+            f"POST latency: the local runtime runs at most {api_limit} execution environments of the api function "
+            f"(its reserved concurrency, else LocalRuntime default_concurrency), so the {stack['clients']} clients "
+            "share them and a POST may wait for one; the floor's creators never wait (compare "
             "stack.api_invocation_duration, the time inside the function)"
         )
     per_job = ((figures.get("cost") or {}).get("aws_requests_per_job")) or 0
