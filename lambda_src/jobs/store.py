@@ -123,8 +123,8 @@ class TransactionCancelled(ClientError):
     """A TransactWriteItems was cancelled; ``codes[i]``/``items[i]`` per transaction item."""
 
     def __init__(self, error: ClientError) -> None:
-        super().__init__(error.response, error.operation_name)  # type: ignore[arg-type]
-        reasons = error.response.get("CancellationReasons") or []
+        super().__init__(error.response, error.operation_name)
+        reasons: list[dict[str, Any]] = list(error.response.get("CancellationReasons") or [])  # type: ignore[arg-type]
         self.codes = [r.get("Code") for r in reasons]
         self.items: list[dict[str, Any] | None] = [r.get("Item") for r in reasons]
 
