@@ -425,7 +425,7 @@ def patch_dynamodb_atomic_requests() -> None:
             setattr(DynamoHandler, name, locked(member))
 
 
-class _NoTableCopies(dict):  # type: ignore[type-arg]
+class _NoTableCopies(dict[str, Any]):
     """``self.tables`` as moto's transact_write_items sees it: no table is "in" it, so moto takes
     no copy of whole tables to roll back with (``patch_dynamodb_item_level_transactions``)."""
 

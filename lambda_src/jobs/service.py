@@ -280,7 +280,7 @@ class JobProcessor:
             # so it is not computed and written again.
             if job.attempts <= 1 or not self.results.exists(key):
                 self.results.put(key, run_action(_action_input(job)))
-            done = self.table.complete(job.owner_id, job.job_id, lease_owner, key, iso(utc_now()))
+            done = self.table.complete(job.owner_id, job.job_id, lease_owner, key, iso(utc_now()), claimed=job)
         except Exception as exc:
             error = _describe(exc)
             if final_attempt:

@@ -17,7 +17,8 @@ import hashlib
 import json
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -387,9 +388,13 @@ class JobTable:
         removes: tuple[str, ...],
         condition: str,
         values: dict[str, Any],
+        applied: Callable[[], Job] | None = None,
     ) -> Job | None:
         """A transition to a final status that frees the job's quota slot in the same
         transaction; the new record, or None when the transition's condition failed.
+
+        A transaction returns no attributes: the new record is read back (GetItem), unless
+        ``applied`` can tell it from what the caller holds.
 
         A job without a slot (created before quotas existed, or made PENDING again by
         ``invoke redrive``) moves alone, on condition that it still holds none.
@@ -427,7 +432,7 @@ class JobTable:
             return self._update(
                 owner_id, job_id, plain_update, f"({condition}) AND attribute_not_exists({QUOTA_SLOT})", values
             )
-        return self.get(owner_id, job_id)
+        return applied() if applied is not None else self.get(owner_id, job_id)
 
     def cancel(self, owner_id: str, job_id: str, now: str) -> Job | None:
         """PENDING -> CANCELLED, freeing the job's quota slot."""
@@ -469,8 +474,29 @@ class JobTable:
             },
         )
 
-    def complete(self, owner_id: str, job_id: str, lease_owner: str, s3_key: str, now: str) -> Job | None:
-        """PROCESSING (held by ``lease_owner``) -> COMPLETE, freeing the job's quota slot."""
+    def complete(
+        self, owner_id: str, job_id: str, lease_owner: str, s3_key: str, now: str, claimed: Job | None = None
+    ) -> Job | None:
+        """PROCESSING (held by ``lease_owner``) -> COMPLETE, freeing the job's quota slot.
+
+        ``claimed``: the record as the lease holder's claim returned it. Nothing else writes a
+        job while its lease is held, so the new record is that one with this update applied,
+        and need not be read back.
+        """
+
+        def applied() -> Job:
+            assert claimed is not None
+            return replace(
+                claimed,
+                status=Status.COMPLETE,
+                s3_key=s3_key,
+                completed_at=now,
+                updated_at=now,
+                lease_owner=None,
+                lease_until=0,
+                error=None,
+            )
+
         return self._finish(
             owner_id,
             job_id,
@@ -485,6 +511,7 @@ class JobTable:
                 ":now": now,
                 ":lo": lease_owner,
             },
+            applied if claimed is not None else None,
         )
 
     def fail(

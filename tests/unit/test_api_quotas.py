@@ -434,10 +434,14 @@ def test_transaction_conflicts_are_retried(stack: Stack) -> None:
 
 def test_the_worker_frees_slots_through_its_own_processor(stack: Stack) -> None:
     """JobProcessor.process (the worker's domain path) on a duplicated message."""
+    from jobs.api import service
     from jobs.worker import job_processor
 
     assert post(groups="capped").status == 202
     [body] = messages_of(stack, "user-a")
-    assert job_processor().process(JobMessage.parse(body), 1, 30.0).outcome == "completed"
+    done = job_processor().process(JobMessage.parse(body), 1, 30.0)
+    assert done.outcome == "completed"
+    # the record it reports (built from the claim, not read back) is the one stored
+    assert done.job == service().table.get("user-a", json.loads(body)["job_id"])
     assert job_processor().process(JobMessage.parse(body), 2, 30.0).outcome == "skipped"
     assert active(stack, "user-a") == 0
