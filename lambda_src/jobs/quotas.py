@@ -1,11 +1,11 @@
 """Per-user quotas: a cap on unfinished jobs and a submission token bucket (pure: no I/O).
 
-Each user (the token's ``sub``) has one counter item (``jobs.store``): ``active``, the
-number of jobs that hold a slot (created and not yet finished: PENDING, PROCESSING, and
-whatever later unfinished status a job is created in), and ``tat``, the token bucket kept
-as the GCRA "theoretical arrival time" in epoch milliseconds. A bucket of ``burst`` tokens
-refilled at ``rate`` per second with emission interval ``T = 1000 / rate`` ms holds, at time
-``now``::
+Each user (the token's ``sub``) has one counter item (``jobs.store``): ``active_jobs``,
+the number of jobs that hold a slot (taken when a job is created, whatever unfinished status
+it starts in: PENDING today, SCHEDULED later; freed when it becomes COMPLETE, FAILED or
+CANCELLED), and ``tat_ms``, the token bucket kept as the GCRA "theoretical arrival time" in
+epoch milliseconds. A bucket of ``burst`` tokens refilled at ``rate`` per second, with
+emission interval ``T = 1000 / rate`` ms (whole milliseconds), holds at time ``now``::
 
     tokens(now) = min(burst, floor((now + burst * T - max(tat, now)) / T))
 
