@@ -35,6 +35,16 @@ job_retention_days              = 14
 result_retention_days           = 14
 result_url_ttl_seconds          = 900
 
+# Per-user quotas (README "Flow control"): unfinished jobs at once, and a submission token
+# bucket (rate per second + burst). A Cognito group named in quota_tiers lifts its members
+# to that tier's limits (the groups are the pool's: create them there).
+quota_max_active_jobs        = 50
+quota_submit_rate_per_second = 2
+quota_submit_burst           = 20
+quota_tiers = {
+  "power-users" = { max_active_jobs = 500, submit_rate_per_second = 20, submit_burst = 200 }
+}
+
 api_throttling_rate_limit   = 20
 api_throttling_burst_limit  = 40
 api_execution_logging_level = "INFO"

@@ -31,6 +31,14 @@ job_retention_days              = 7
 result_retention_days           = 7
 result_url_ttl_seconds          = 900
 
+# Per-user quotas (README "Flow control"). Generous here: the reliability suite submits 2,000
+# jobs for 4 users and `invoke bench` 500 for 8 back to back; the e2e tests add small tiers
+# for the users whose limits they test (tests/e2e/conftest.py).
+quota_max_active_jobs        = 5000
+quota_submit_rate_per_second = 200
+quota_submit_burst           = 2000
+quota_tiers                  = {}
+
 api_throttling_rate_limit   = 100
 api_throttling_burst_limit  = 200
 api_execution_logging_level = "ERROR"

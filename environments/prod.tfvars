@@ -36,6 +36,17 @@ job_retention_days              = 90
 result_retention_days           = 90
 result_url_ttl_seconds          = 300
 
+# Per-user quotas (README "Flow control"): unfinished jobs at once, and a submission token
+# bucket (rate per second + burst). A Cognito group named in quota_tiers lifts its members
+# to that tier's limits (the groups are the pool's: create them there).
+quota_max_active_jobs        = 100
+quota_submit_rate_per_second = 5
+quota_submit_burst           = 50
+quota_tiers = {
+  "pro"      = { max_active_jobs = 1000, submit_rate_per_second = 25, submit_burst = 250 }
+  "internal" = { max_active_jobs = 5000, submit_rate_per_second = 100, submit_burst = 1000 }
+}
+
 api_throttling_rate_limit   = 200
 api_throttling_burst_limit  = 400
 api_execution_logging_level = "ERROR"

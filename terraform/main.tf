@@ -57,6 +57,8 @@ module "compute" {
   table_name       = module.storage.table_name
   table_arn        = module.storage.table_arn
   table_index_arns = module.storage.table_index_arns
+  quota_table_name = module.storage.quota_table_name
+  quota_table_arn  = module.storage.quota_table_arn
   bucket_name      = module.storage.bucket_name
   bucket_arn       = module.storage.bucket_arn
   queue_url        = module.queue.queue_url
@@ -68,8 +70,14 @@ module "compute" {
   job_retention_days     = var.job_retention_days
   result_url_ttl_seconds = var.result_url_ttl_seconds
   metrics_namespace      = local.name_prefix
-  log_level              = var.log_level
-  log_retention_days     = var.log_retention_days
+
+  quota_max_active_jobs        = var.quota_max_active_jobs
+  quota_submit_rate_per_second = var.quota_submit_rate_per_second
+  quota_submit_burst           = var.quota_submit_burst
+  quota_tiers                  = var.quota_tiers
+
+  log_level          = var.log_level
+  log_retention_days = var.log_retention_days
 }
 
 module "api" {

@@ -23,6 +23,11 @@ output "table_name" {
   value       = module.storage.table_name
 }
 
+output "quota_table_name" {
+  description = "Quotas DynamoDB table (one counter item per user)."
+  value       = module.storage.quota_table_name
+}
+
 output "bucket_name" {
   description = "Results S3 bucket."
   value       = module.storage.bucket_name

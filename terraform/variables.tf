@@ -272,17 +272,50 @@ variable "log_retention_days" {
 }
 
 # ---------------------------------------------------------------------------------------
+# Per-user quotas (README "Flow control"); the API stage's throttling above stays the
+# coarse outer limit over all users
+# ---------------------------------------------------------------------------------------
+
+variable "quota_max_active_jobs" {
+  description = "Default cap on a user's unfinished jobs (created and not yet COMPLETE, FAILED or CANCELLED)."
+  type        = number
+  default     = 100
+}
+
+variable "quota_submit_rate_per_second" {
+  description = "Default refill rate of a user's submission token bucket, in jobs per second (may be fractional, e.g. 0.5)."
+  type        = number
+  default     = 5
+}
+
+variable "quota_submit_burst" {
+  description = "Default size of a user's submission token bucket: jobs a user may submit at once."
+  type        = number
+  default     = 20
+}
+
+variable "quota_tiers" {
+  description = "Tiers by Cognito group name: a user in a group gets its limits instead of the defaults (in several: the largest of each limit)."
+  type = map(object({
+    max_active_jobs        = number
+    submit_rate_per_second = number
+    submit_burst           = number
+  }))
+  default = {}
+}
+
+# ---------------------------------------------------------------------------------------
 # Data protection
 # ---------------------------------------------------------------------------------------
 
 variable "deletion_protection" {
-  description = "Protect the jobs table (and a created user pool) from deletion."
+  description = "Protect the jobs and quotas tables (and a created user pool) from deletion."
   type        = bool
   default     = true
 }
 
 variable "point_in_time_recovery" {
-  description = "DynamoDB point-in-time recovery on the jobs table."
+  description = "DynamoDB point-in-time recovery on the jobs and quotas tables."
   type        = bool
   default     = true
 }

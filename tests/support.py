@@ -30,3 +30,13 @@ def create_jobs_table(ddb: Any, name: str) -> None:
             }
         ],
     )
+
+
+def create_quota_table(ddb: Any, name: str) -> None:
+    """The quotas table (terraform/modules/storage): one counter item per user."""
+    ddb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "owner_id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "owner_id", "KeyType": "HASH"}],
+    )

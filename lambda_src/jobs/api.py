@@ -1,4 +1,4 @@
-"""JobHandler Lambda: the REST API (POST /job, GET /job, GET /jobs, DELETE /job).
+"""JobHandler Lambda: the REST API (POST /job, GET /job, GET /jobs, DELETE /job, GET /quota).
 
 Thin: it reads the request, asks ``JobService``, and maps domain errors to JSON errors.
 Identity is the verified claims the API Gateway Cognito authorizer put in the event.
@@ -7,7 +7,9 @@ Identity is the verified claims the API Gateway Cognito authorizer put in the ev
 from __future__ import annotations
 
 import json
+import math
 import re
+import time
 from functools import cache
 from typing import Any
 
@@ -17,8 +19,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs import aws
-from jobs.errors import Forbidden, JobError, Unauthorized, ValidationError
+from jobs.errors import Forbidden, JobError, TooManyRequests, Unauthorized, ValidationError
 from jobs.model import Job, parse_idempotency_key, parse_job_id, parse_limit, parse_status_filter
+from jobs.quotas import Limits, Plan, Usage, groups_from_claim, limits_for
 from jobs.service import JobService
 from jobs.settings import get_settings
 from jobs.telemetry import logger, metrics, tracer
@@ -29,7 +32,7 @@ cors = CORSConfig(
     allow_origin=settings.cors_allowed_origins[0],
     extra_origins=list(settings.cors_allowed_origins[1:]),
     allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-    expose_headers=["Location", "X-Next-Token", "Idempotent-Replayed"],
+    expose_headers=["Location", "X-Next-Token", "Idempotent-Replayed", "Retry-After", "RateLimit", "RateLimit-Policy"],
     max_age=600,
 )
 app = APIGatewayRestResolver(cors=cors)
@@ -53,14 +56,18 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
 _CLIENT_CLAIM = {"id": "aud", "access": "client_id"}
 
 
+def _claims() -> dict[str, Any]:
+    authorizer = app.current_event.request_context.authorizer
+    return (authorizer.claims if authorizer else None) or {}
+
+
 def caller() -> str:
     """The caller's user id (``sub``) from the authorizer's verified claims.
 
     The REST API's Cognito authorizer does not check which app client a token was issued
     to, so this does: ``aud`` of an ID token, ``client_id`` of an access token.
     """
-    authorizer = app.current_event.request_context.authorizer
-    claims = (authorizer.claims if authorizer else None) or {}
+    claims = _claims()
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise Unauthorized("this request carries no verified identity")
@@ -69,6 +76,36 @@ def caller() -> str:
     if client != settings.allowed_client_id:
         raise Forbidden("this token was not issued to this API's app client")
     return sub
+
+
+def quota_plan() -> Plan:
+    """The caller's limits: the defaults, or the tiers their Cognito groups lift them to.
+
+    Kept in the request's context so that every POST answer, errors included, can advertise it.
+    """
+    groups = groups_from_claim(_claims().get("cognito:groups"))
+    plan = limits_for(groups, settings.quota_defaults, settings.quota_tiers)
+    app.append_context(quota_plan=plan)
+    return plan
+
+
+def ratelimit_headers(limits: Limits, usage: Usage | None) -> dict[str, str]:
+    """``RateLimit-Policy`` and (when the counter is known) ``RateLimit``, in the structured-field
+    syntax of draft-ietf-httpapi-ratelimit-headers-11: policy ``"burst"`` is the submission
+    bucket (``q`` tokens, refilled in ``w`` seconds), ``"active"`` the cap on unfinished jobs;
+    ``r`` is what is left now, ``t`` the seconds until the bucket gains a token."""
+    headers = {
+        "RateLimit-Policy": f'"burst";q={limits.submit_burst};w={limits.refill_seconds}, '
+        f'"active";q={limits.max_active_jobs};qu="concurrent-requests"'
+    }
+    if usage is not None:
+        now_ms = int(time.time() * 1000)
+        burst = f'"burst";r={usage.tokens(limits, now_ms)}'
+        wait_ms = usage.next_token_ms(limits, now_ms)
+        if wait_ms is not None:
+            burst += f";t={math.ceil(wait_ms / 1000)}"
+        headers["RateLimit"] = f'{burst}, "active";r={usage.free_slots(limits)}'
+    return headers
 
 
 def _job_id_param() -> str:
@@ -100,17 +137,18 @@ def _job_path() -> str:
 @app.post("/job")
 def create_job() -> Response:
     owner = caller()
+    plan = quota_plan()
     key = parse_idempotency_key(app.current_event.headers.get("Idempotency-Key"))
     try:
         body = app.current_event.decoded_body
     except (UnicodeDecodeError, ValueError):
         raise ValidationError("the request body is not UTF-8 JSON", "invalid_json") from None
     location = _job_path()
-    submitted = service().submit(owner, body, key)
+    submitted = service().submit(owner, body, key, plan.limits)
     # Recorded and queued: from here on only values already known, nothing that can fail.
     job = submitted.job
     logger.set_correlation_id(job.job_id)
-    headers = {"Location": f"{location}?job_id={job.job_id}"}
+    headers = {"Location": f"{location}?job_id={job.job_id}", **ratelimit_headers(plan.limits, submitted.usage)}
     if submitted.replayed:
         headers["Idempotent-Replayed"] = "true"
         logger.info("idempotent replay", extra={"action": job.action})
@@ -150,8 +188,28 @@ def list_jobs() -> Response:
     return _json(200, [job.public_view() for job in page.jobs], headers)
 
 
-def _error(status: int, code: str, message: str) -> Response:
-    return _json(status, {"error": code, "message": message})
+@app.get("/quota")
+def get_quota() -> Response:
+    owner = caller()
+    plan = quota_plan()
+    usage = service().quota(owner)
+    now_ms = int(time.time() * 1000)
+    wait_ms = usage.next_token_ms(plan.limits, now_ms)
+    body = {
+        "tiers": list(plan.tiers),
+        "limits": plan.limits.as_dict(),
+        "usage": {
+            "active_jobs": usage.active_jobs,
+            "free_slots": usage.free_slots(plan.limits),
+            "submit_tokens": usage.tokens(plan.limits, now_ms),
+            "next_token_seconds": math.ceil(wait_ms / 1000) if wait_ms is not None else None,
+        },
+    }
+    return _json(200, body, ratelimit_headers(plan.limits, usage))
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return _json(status, {"error": code, "message": message}, headers)
 
 
 @app.exception_handler(JobError)
@@ -160,7 +218,16 @@ def handle_job_error(exc: JobError) -> Response:
         # The cause (e.g. AccessDenied from SQS) is for the operator, not for the client.
         cause = f"{type(exc.__cause__).__name__}: {exc.__cause__}" if exc.__cause__ else None
         logger.error("request failed", extra={"error": exc.code, "cause": cause})
-    return _error(exc.status, exc.code, exc.message)
+    headers: dict[str, str] = {}
+    plan = app.context.get("quota_plan")
+    if isinstance(plan, Plan) and app.current_event.http_method == "POST":
+        # Every POST answer to a known caller advertises their policy; a refusal also the
+        # counter it saw and when to come back.
+        usage = exc.usage if isinstance(exc, TooManyRequests) and isinstance(exc.usage, Usage) else None
+        headers.update(ratelimit_headers(plan.limits, usage))
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
+    return _error(exc.status, exc.code, exc.message, headers)
 
 
 @app.not_found

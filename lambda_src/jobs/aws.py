@@ -33,7 +33,8 @@ def client(service: str) -> Any:
 
 
 def job_table(settings: Settings | None = None) -> JobTable:
-    return JobTable(client("dynamodb"), (settings or get_settings()).table_name)
+    settings = settings or get_settings()
+    return JobTable(client("dynamodb"), settings.table_name, settings.quota_table_name)
 
 
 def result_bucket(settings: Settings | None = None) -> ResultBucket:

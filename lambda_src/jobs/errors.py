@@ -46,9 +46,32 @@ class IdempotencyKeyReused(JobError):
     code = "idempotency_key_reused"
 
 
+class TooManyRequests(JobError):
+    """Over a per-user limit (``rate_limited`` or ``quota_exceeded``); nothing was written.
+
+    ``retry_after`` is in seconds; ``usage`` is the caller's counter as the refusal saw it
+    (a ``jobs.quotas.Usage``), for the rate-limit headers.
+    """
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, code: str, retry_after: int, usage: object) -> None:
+        super().__init__(message, code)
+        self.retry_after = retry_after
+        self.usage = usage
+
+
 class EnqueueFailed(JobError):
     status = 503
     code = "enqueue_failed"
+
+
+class Busy(JobError):
+    """Concurrent writes to the caller's quota counter kept cancelling each other."""
+
+    status = 503
+    code = "busy"
 
 
 class ActionError(Exception):

@@ -16,25 +16,40 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from jobs.actions import ActionInput, action_formats, run_action
 from jobs.errors import (
+    Busy,
     Conflict,
     EnqueueFailed,
     IdempotencyKeyReused,
     JobNotFound,
     PoisonMessage,
+    TooManyRequests,
 )
 from jobs.model import Job, NewJob, PageToken, Status, iso, new_job_id, utc_now
+from jobs.quotas import Limits, Usage, admit
 from jobs.settings import Settings
-from jobs.store import IdempotencyClaim, IdempotencyKeyTaken, JobQueue, JobTable, ResultBucket
+from jobs.store import (
+    IdempotencyClaim,
+    IdempotencyKeyTaken,
+    JobQueue,
+    JobTable,
+    QuotaChanged,
+    ResultBucket,
+    TransactionCancelled,
+)
 
 log = logging.getLogger(__name__)
 
 ERROR_MAX_CHARS = 1000
+# Charges written against a counter that changed since it was read, before giving up (each
+# retry follows another request's write to the same counter).
+QUOTA_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
 class Submitted:
     job: Job
     replayed: bool  # True when an Idempotency-Key returned an earlier job
+    usage: Usage  # the caller's quota counter after this request (as far as this request knows)
 
 
 @dataclass(frozen=True)
@@ -52,8 +67,15 @@ class JobService:
         self.results = results
         self.queue = queue
 
-    def submit(self, owner_id: str, body: str | None, idempotency_key: str | None) -> Submitted:
+    def submit(
+        self, owner_id: str, body: str | None, idempotency_key: str | None, limits: Limits | None = None
+    ) -> Submitted:
+        """Validate, charge the caller's quota and record the job (one transaction), then queue it.
+
+        ``limits``: the caller's (their tier's); the environment's defaults if not given.
+        """
         request = NewJob.from_body(body, action_formats())
+        limits = limits or self.settings.quota_defaults
         now = utc_now()
         job = Job(
             owner_id=owner_id,
@@ -69,18 +91,46 @@ class JobService:
             expires_at=int((now + timedelta(days=self.settings.retention_days)).timestamp()),
         )
         claim = IdempotencyClaim(owner_id, idempotency_key, request.fingerprint()) if idempotency_key else None
-        try:
-            self.table.create(job, claim, int(now.timestamp()))
-        except IdempotencyKeyTaken as taken:
-            return self._replay(owner_id, claim, taken)
+        usage = self.table.usage(owner_id)
+        for _ in range(QUOTA_ATTEMPTS):
+            now_ms = int(utc_now().timestamp() * 1000)
+            try:
+                charge = admit(owner_id, usage, limits, now_ms)
+            except TooManyRequests:
+                # A retry of a request that was accepted is answered as such, limits or not.
+                record = self.table.get_idempotency(claim) if claim is not None else None
+                if record is not None and record.expires_at >= int(now.timestamp()):
+                    return self._replay(owner_id, claim, IdempotencyKeyTaken(record), usage)
+                raise
+            try:
+                self.table.create(job, claim, int(now.timestamp()), charge)
+            except IdempotencyKeyTaken as taken:
+                return self._replay(owner_id, claim, taken, usage)
+            except QuotaChanged as changed:
+                usage = changed.usage  # another request wrote the counter since it was read
+                continue
+            except TransactionCancelled as cancelled:
+                if not cancelled.contended:
+                    raise
+                raise Busy("your concurrent requests conflicted too often; retry shortly") from cancelled
+            break
+        else:
+            raise Busy("your concurrent requests conflicted too often; retry shortly")
+        usage = usage.after_charge(limits, now_ms)
         try:
             self.queue.send(owner_id, job.job_id)
         except (ClientError, BotoCoreError) as exc:
             self._abandon(job, claim, exc)
             raise EnqueueFailed("the job could not be queued; nothing was submitted, please retry") from exc
-        return Submitted(job, replayed=False)
+        return Submitted(job, replayed=False, usage=usage)
 
-    def _replay(self, owner_id: str, claim: IdempotencyClaim | None, taken: IdempotencyKeyTaken) -> Submitted:
+    def quota(self, owner_id: str) -> Usage:
+        """The caller's quota counter: unfinished jobs, and the submission bucket."""
+        return self.table.usage(owner_id)
+
+    def _replay(
+        self, owner_id: str, claim: IdempotencyClaim | None, taken: IdempotencyKeyTaken, usage: Usage
+    ) -> Submitted:
         assert claim is not None
         record = taken.record
         if record is None:
@@ -93,7 +143,7 @@ class JobService:
         original = self.table.get(owner_id, record.job_id)
         if original is None:
             raise Conflict("a request with this Idempotency-Key is in flight; retry shortly", "idempotency_in_flight")
-        return Submitted(original, replayed=True)
+        return Submitted(original, replayed=True, usage=usage)
 
     def _abandon(self, job: Job, claim: IdempotencyClaim | None, cause: Exception) -> None:
         """The record exists but nothing will process it: mark it FAILED and free the key."""
@@ -125,7 +175,12 @@ class JobService:
         return Page(jobs, next_token)
 
     def cancel(self, owner_id: str, job_id: str) -> Job:
-        cancelled = self.table.cancel(owner_id, job_id, iso(utc_now()))
+        try:
+            cancelled = self.table.cancel(owner_id, job_id, iso(utc_now()))
+        except TransactionCancelled as cancelled:
+            if not cancelled.contended:
+                raise
+            raise Busy("the job changed concurrently too often; retry shortly") from cancelled
         if cancelled is not None:
             return cancelled
         current = self.table.get(owner_id, job_id)
@@ -228,7 +283,7 @@ class JobProcessor:
             # so it is not computed and written again.
             if job.attempts <= 1 or not self.results.exists(key):
                 self.results.put(key, run_action(_action_input(job)), job.format.content_type)
-            done = self.table.complete(job.owner_id, job.job_id, lease_owner, key, iso(utc_now()))
+            done = self.table.complete(job.owner_id, job.job_id, lease_owner, key, iso(utc_now()), claimed=job)
         except Exception as exc:
             error = _describe(exc)
             if final_attempt:

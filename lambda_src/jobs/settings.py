@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
+from jobs.quotas import Limits, QuotaConfigError, parse_tiers
+
 
 class SettingsError(RuntimeError):
     """A required environment variable is missing or malformed."""
@@ -26,6 +28,9 @@ class Settings:
     max_receive_count: int
     retention_days: int
     result_url_ttl_seconds: int
+    quota_table_name: str
+    quota_defaults: Limits
+    quota_tiers: dict[str, Limits]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -47,6 +52,29 @@ class Settings:
                 raise SettingsError(f"environment variable {name} must be >= 1, got {value}")
             return value
 
+        def number(name: str) -> float:
+            raw = required(name)
+            try:
+                return float(raw)
+            except ValueError:
+                raise SettingsError(f"environment variable {name} must be a number, got {raw!r}") from None
+
+        try:
+            quota_defaults = Limits.parse(
+                {
+                    "max_active_jobs": positive_int("QUOTA_MAX_ACTIVE_JOBS"),
+                    "submit_rate_per_second": number("QUOTA_SUBMIT_RATE_PER_SECOND"),
+                    "submit_burst": positive_int("QUOTA_SUBMIT_BURST"),
+                },
+                "the default quota",
+            )
+        except QuotaConfigError as exc:
+            raise SettingsError(f"environment variables QUOTA_*: {exc}") from None
+        try:
+            quota_tiers = parse_tiers(env.get("QUOTA_TIERS", "").strip() or "{}")
+        except QuotaConfigError as exc:
+            raise SettingsError(f"environment variable QUOTA_TIERS: {exc}") from None
+
         origins = tuple(o.strip() for o in required("CORS_ALLOWED_ORIGINS").split(",") if o.strip())
         if not origins:
             raise SettingsError("environment variable CORS_ALLOWED_ORIGINS lists no origin")
@@ -59,6 +87,9 @@ class Settings:
             max_receive_count=positive_int("MAX_RECEIVE_COUNT"),
             retention_days=positive_int("JOB_RETENTION_DAYS"),
             result_url_ttl_seconds=positive_int("RESULT_URL_TTL_SECONDS"),
+            quota_table_name=required("QUOTA_TABLE_NAME"),
+            quota_defaults=quota_defaults,
+            quota_tiers=quota_tiers,
         )
 
 

@@ -29,7 +29,13 @@ from tooling import local_stack
 from tooling.local_stack import LocalStack
 
 E2E_WORKER_TIMEOUT = 5  # seconds; visibility timeout = 6 * 5 + 1 = 31 s
-E2E_VARIABLES: dict[str, Any] = {"worker_timeout_seconds": E2E_WORKER_TIMEOUT}
+# Small quota tiers for the users whose limits a test checks (tests/e2e/test_quotas.py): the
+# defaults stay local.tfvars' generous ones, which the 2,000-job reliability test needs.
+E2E_QUOTA_TIERS: dict[str, dict[str, float]] = {
+    "e2e-capped": {"max_active_jobs": 5, "submit_rate_per_second": 100, "submit_burst": 100},
+    "e2e-throttled": {"max_active_jobs": 100, "submit_rate_per_second": 0.5, "submit_burst": 3},
+}
+E2E_VARIABLES: dict[str, Any] = {"worker_timeout_seconds": E2E_WORKER_TIMEOUT, "quota_tiers": E2E_QUOTA_TIERS}
 
 
 class Console:
@@ -93,6 +99,24 @@ def make_user(stack: LocalStack) -> Callable[[], User]:
 
     def make() -> User:
         username, password = stack.create_user()
+        token = stack.id_token(username, password)
+        return User(username, password, token, Api(stack.api_url, token))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def make_member(stack: LocalStack) -> Callable[[str], User]:
+    """A new user in the Cognito group ``group`` (created if needed), with a fresh ID token,
+    which then carries ``cognito:groups``."""
+
+    def make(group: str) -> User:
+        cognito = stack.client("cognito-idp")
+        pool = stack.outputs["user_pool_id"]
+        with contextlib.suppress(cognito.exceptions.GroupExistsException):
+            cognito.create_group(GroupName=group, UserPoolId=pool)
+        username, password = stack.create_user()
+        cognito.admin_add_user_to_group(UserPoolId=pool, Username=username, GroupName=group)
         token = stack.id_token(username, password)
         return User(username, password, token, Api(stack.api_url, token))
 

@@ -70,6 +70,11 @@ def test_functions_match_the_contract_and_the_zips(local_stack, aws, lambda_zips
             "MAX_RECEIVE_COUNT": LOCAL["max_receive_count"],
             "JOB_RETENTION_DAYS": LOCAL["job_retention_days"],
             "RESULT_URL_TTL_SECONDS": LOCAL["result_url_ttl_seconds"],
+            "QUOTA_TABLE_NAME": outputs["quota_table_name"],
+            "QUOTA_MAX_ACTIVE_JOBS": LOCAL["quota_max_active_jobs"],
+            "QUOTA_SUBMIT_RATE_PER_SECOND": LOCAL["quota_submit_rate_per_second"],
+            "QUOTA_SUBMIT_BURST": LOCAL["quota_submit_burst"],
+            "QUOTA_TIERS": "{}",
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAMES[name],
             "POWERTOOLS_METRICS_NAMESPACE": "jobs-local",
             "POWERTOOLS_LOG_LEVEL": LOCAL["log_level"],
@@ -113,6 +118,19 @@ def test_roles_are_least_privilege_on_exact_arns(local_stack, aws):
     assert "s3:GetObject" in api_actions and "s3:PutObject" not in api_actions
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "s3:PutObject", "dynamodb:UpdateItem"} <= worker_actions
     assert "sqs:SendMessage" not in worker_actions and "dynamodb:DeleteItem" not in worker_actions
+    # the quotas table: the api reads and charges counters, the worker only frees slots
+    quota_arn = aws("dynamodb").describe_table(TableName="jobs-local-quotas")["Table"]["TableArn"]
+
+    def on_quotas(doc: dict) -> set[str]:
+        found = set()
+        for s in doc["Statement"]:
+            resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+            if quota_arn in resources:
+                found |= set(s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        return found
+
+    assert on_quotas(documents["api"]) == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert on_quotas(documents["worker"]) == {"dynamodb:UpdateItem"}
 
 
 def test_storage_and_queues(local_stack, aws):
@@ -124,6 +142,10 @@ def test_storage_and_queues(local_stack, aws):
     assert {k["AttributeName"]: k["KeyType"] for k in gsi["KeySchema"]} == {"owner_status": "HASH", "job_id": "RANGE"}
     ttl = aws("dynamodb").describe_time_to_live(TableName=outputs["table_name"])["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+    quotas = aws("dynamodb").describe_table(TableName=outputs["quota_table_name"])["Table"]
+    assert outputs["quota_table_name"] == "jobs-local-quotas"
+    assert quotas["KeySchema"] == [{"AttributeName": "owner_id", "KeyType": "HASH"}]
+    assert quotas["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
 
     s3 = aws("s3")
     bucket = outputs["bucket_name"]

@@ -106,6 +106,12 @@ def test_plan_storage_and_queue_follow_the_contract(env_plan):
     env, _, plan = env_plan
     resources = planned_resources(plan)
     settings = tfvars(env)
+    quotas = resources["module.storage.aws_dynamodb_table.quotas"]
+    assert (quotas["name"], quotas["hash_key"], quotas.get("range_key")) == (f"jobs-{env}-quotas", "owner_id", None)
+    assert quotas["billing_mode"] == "PAY_PER_REQUEST"
+    assert quotas["deletion_protection_enabled"] is (settings["deletion_protection"] == "true")
+    assert quotas["point_in_time_recovery"][0]["enabled"] is True
+    assert quotas["server_side_encryption"][0]["enabled"] is True
     table = resources["module.storage.aws_dynamodb_table.jobs"]
     assert (table["hash_key"], table["range_key"], table["billing_mode"]) == ("owner_id", "job_id", "PAY_PER_REQUEST")
     assert table["deletion_protection_enabled"] is (settings["deletion_protection"] == "true")
@@ -165,7 +171,7 @@ def test_plan_methods_take_id_tokens_without_scopes(env_plan):
     assert tfvars(env)["api_authorization_scopes"] == "[]"
     methods = _api_parts(planned_resources(plan), "method")
     routes = {a: v for a, v in methods.items() if v["http_method"] != "OPTIONS"}
-    assert len(routes) == 4
+    assert len(routes) == 5  # POST/GET/DELETE /job, GET /jobs, GET /quota
     for address, values in routes.items():
         assert values["authorization"] == "COGNITO_USER_POOLS", address
         assert not values.get("authorization_scopes"), address
@@ -186,7 +192,7 @@ def test_api_authorization_scopes_go_on_every_authorized_method(make_runner, tmp
     methods = _api_parts(planned_resources(runner.show_plan(plan_file)), "method")
     by_verb = {(a.split('"')[1], v["http_method"]): v for a, v in methods.items()}
     routes = {k: v for k, v in by_verb.items() if k[1] != "OPTIONS"}
-    assert len(routes) == 4 and len(by_verb) == 6
+    assert len(routes) == 5 and len(by_verb) == 8  # + an OPTIONS preflight per path (job, jobs, quota)
     for key, values in routes.items():
         assert values["authorization"] == "COGNITO_USER_POOLS", key
         assert sorted(values["authorization_scopes"]) == sorted(scopes), key
@@ -232,3 +238,49 @@ def test_a_queue_retention_that_would_let_dead_letters_expire_is_refused(make_ru
         runner.plan()
     said = " ".join(refused.value.details.replace("│", " ").split())  # terraform wraps and frames errors
     assert "message_retention_seconds must be between 60 and 864000 (10 days)" in said
+
+
+def test_plan_takes_the_quota_settings_of_the_env_and_the_functions_accept_them(env_plan):
+    """The env's limits reach the plan (the applied local stack shows them in the functions'
+    environment: test_apply_local.py); the code's own parser accepts what they become."""
+    from jobs.quotas import Limits, parse_tiers
+
+    env, _, plan = env_plan
+    settings = tfvars(env)
+    given = {name: plan["variables"][name]["value"] for name in plan["variables"] if name.startswith("quota_")}
+    assert given["quota_max_active_jobs"] == int(settings["quota_max_active_jobs"])
+    assert given["quota_submit_rate_per_second"] == float(settings["quota_submit_rate_per_second"])
+    assert given["quota_submit_burst"] == int(settings["quota_submit_burst"])
+    tiers = parse_tiers(json.dumps(given["quota_tiers"]))  # QUOTA_TIERS = jsonencode(var.quota_tiers)
+    assert tiers, f"{env} names no tier"
+    defaults = Limits(
+        given["quota_max_active_jobs"], given["quota_submit_rate_per_second"], given["quota_submit_burst"]
+    )
+    for name, tier in tiers.items():  # a tier lifts: every limit at least the default
+        assert tier.most_generous(defaults) == tier, name
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"quota_max_active_jobs": 0}, "quota_max_active_jobs must be a whole number from 1 to 1000000"),
+        ({"quota_submit_burst": 2.5}, "quota_submit_burst must be a whole number from 1 to 1000000"),
+        ({"quota_submit_rate_per_second": 0}, "quota_submit_rate_per_second must be above 0 and at most 1000"),
+        (
+            {"quota_tiers": {"a,b": {"max_active_jobs": 1, "submit_rate_per_second": 1, "submit_burst": 1}}},
+            "quota_tiers keys are Cognito group names",
+        ),
+        (
+            {"quota_tiers": {"gold": {"max_active_jobs": 1, "submit_rate_per_second": 0, "submit_burst": 1}}},
+            "Each quota tier needs max_active_jobs and submit_burst as whole numbers",
+        ),
+    ],
+    ids=["cap-zero", "burst-fraction", "rate-zero", "group-comma", "tier-rate-zero"],
+)
+def test_bad_quota_settings_are_refused_at_plan(make_runner, tmp_path, variables, message):
+    runner = make_runner("dev", work_root=tmp_path, variables=variables)
+    runner.init()
+    with pytest.raises(TerraformError) as refused:
+        runner.plan()
+    said = " ".join(refused.value.details.replace("│", " ").split())
+    assert message in said

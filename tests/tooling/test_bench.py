@@ -128,6 +128,11 @@ def test_cost_estimate_follows_the_price_table():
     assert lines["S3 PUT"] == pytest.approx(prices.PRICE["s3_put"] * 1000)
     # PutItem: table + index; each UpdateItem: table + index delete + index put.
     assert estimate["assumptions"]["wru_per_job"] == pytest.approx(2 + 2 * 3)
+    # with quotas: a create and a finish transaction of record + counter (2 WRU per item and KB)
+    quota_job = {"ddb_update": 1.0, "ddb_transactions": 2.0}
+    assert prices.estimate(quota_job, "arm64", item_kb=0.5)["assumptions"]["wru_per_job"] == pytest.approx(
+        3 + (2 + 2 + 1) + (2 + 2 + 2)
+    )
     assert estimate["usd_per_million_jobs"] == pytest.approx(sum(lines.values()), abs=0.01)
 
 
@@ -361,10 +366,14 @@ def test_tiny_run_counts_the_expected_requests(tiny_run):
     cost = results["cost"]
     by_op = cost["requests_per_job_by_operation"]
     function = by_op["function"]
-    # Creating: PutItem + SendMessage; processing: claim + complete UpdateItems and one PutObject.
-    assert function["dynamodb:PutItem"] == 1.0
+    # Creating: the quota counter's GetItem, a TransactWriteItems (job record + counter) and
+    # SendMessage; processing: the claim UpdateItem, one PutObject and the completing
+    # TransactWriteItems (record + counter).
+    assert "dynamodb:PutItem" not in function
+    assert function["dynamodb:GetItem"] >= 1.0
+    assert function["dynamodb:TransactWriteItems"] >= 2.0
     assert function["sqs:SendMessage"] == 1.0
-    assert function["dynamodb:UpdateItem"] >= 2.0
+    assert function["dynamodb:UpdateItem"] >= 1.0
     assert function["s3:PutObject"] == 1.0
     esm = by_op["event_source_mapping"]
     assert esm["sqs:ReceiveMessage"] > 0 and esm["sqs:DeleteMessageBatch"] > 0

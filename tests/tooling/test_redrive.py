@@ -14,6 +14,7 @@ from unittest import mock
 import pytest
 
 from jobs.model import Job, Status, iso, new_job_id, utc_now
+from jobs.quotas import Limits
 from jobs.service import JobMessage, JobProcessor, Outcome, RetryLater
 from jobs.settings import Settings
 from jobs.store import JobTable, ResultBucket
@@ -152,6 +153,9 @@ def test_a_redriven_job_gets_a_full_set_of_deliveries_and_completes(access, stac
         max_receive_count=MAX_RECEIVE,
         retention_days=1,
         result_url_ttl_seconds=60,
+        quota_table_name=f"{stack['outputs']['table_name']}-quotas",  # not used: the worker only frees slots
+        quota_defaults=Limits(100, 5, 20),
+        quota_tiers={},
     )
     processor = JobProcessor(settings, table, ResultBucket(s3, bucket))
     job = fail_finally(table, submit(table, "carol", context1="gamma delta"), "ActionError: downstream down")

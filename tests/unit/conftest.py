@@ -16,12 +16,13 @@ import pytest
 from moto import mock_aws
 
 from jobs.deadline import RecordTimer
-from tests.support import create_jobs_table
+from tests.support import create_jobs_table, create_quota_table
 
 CLIENT_ID = "test-client-id"
 OTHER_CLIENT_ID = "some-other-app-client"
 REGION = "us-east-1"
 TABLE = "jobs-test"
+QUOTA_TABLE = "jobs-test-quotas"
 BUCKET = "jobs-test-results"
 MAX_RECEIVE = 3
 
@@ -38,6 +39,18 @@ ENV = {
     "MAX_RECEIVE_COUNT": str(MAX_RECEIVE),
     "JOB_RETENTION_DAYS": "30",
     "RESULT_URL_TTL_SECONDS": "300",
+    "QUOTA_TABLE_NAME": QUOTA_TABLE,
+    # Defaults that no other test reaches; the quota tests use the tiers (cognito:groups).
+    "QUOTA_MAX_ACTIVE_JOBS": "10000",
+    "QUOTA_SUBMIT_RATE_PER_SECOND": "1000",
+    "QUOTA_SUBMIT_BURST": "10000",
+    "QUOTA_TIERS": json.dumps(
+        {
+            "capped": {"max_active_jobs": 5, "submit_rate_per_second": 1000, "submit_burst": 1000},
+            "throttled": {"max_active_jobs": 100, "submit_rate_per_second": 0.5, "submit_burst": 3},
+            "lifted": {"max_active_jobs": 8, "submit_rate_per_second": 2, "submit_burst": 5},
+        }
+    ),
     "POWERTOOLS_SERVICE_NAME": "jobs-test",
     "POWERTOOLS_METRICS_NAMESPACE": "JobsTest",
     "POWERTOOLS_TRACE_DISABLED": "true",
@@ -50,6 +63,7 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 def create_resources() -> dict[str, str]:
     ddb = boto3.client("dynamodb", region_name=REGION)
     create_jobs_table(ddb, TABLE)
+    create_quota_table(ddb, QUOTA_TABLE)
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
     sqs = boto3.client("sqs", region_name=REGION)
     dlq = sqs.create_queue(QueueName="jobs-test-dlq")["QueueUrl"]
@@ -81,6 +95,11 @@ class Stack:
     def items(self) -> list[dict[str, Any]]:
         """Every item in the table (test-only inspection; the code never scans)."""
         return self.ddb.scan(TableName=TABLE)["Items"]
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """owner -> its quota counter item (test-only inspection)."""
+        items = self.ddb.scan(TableName=QUOTA_TABLE)["Items"]
+        return {i["owner_id"]["S"]: {k: int(v["N"]) for k, v in i.items() if "N" in v} for i in items}
 
     def objects(self) -> list[str]:
         return [o["Key"] for o in self.s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
@@ -151,8 +170,12 @@ class FakeContext:
         return self._remaining
 
 
-def claims(sub: str = "user-a", client_id: str = CLIENT_ID, token_use: str = "id") -> dict[str, str]:
+def claims(
+    sub: str = "user-a", client_id: str = CLIENT_ID, token_use: str = "id", groups: str | None = None
+) -> dict[str, str]:
     base = {"sub": sub, "token_use": token_use, "iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_test"}
+    if groups is not None:
+        base["cognito:groups"] = groups  # as API Gateway passes it: a list joined with commas
     if token_use == "id":
         base["aud"] = client_id
     else:

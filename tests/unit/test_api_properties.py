@@ -13,7 +13,7 @@ from tests.unit.conftest import VALID_JOB, api_event, call_api, claims
 
 pytestmark = pytest.mark.usefixtures("stack")
 
-ROUTES = [("POST", "/job"), ("GET", "/job"), ("DELETE", "/job"), ("GET", "/jobs")]
+ROUTES = [("POST", "/job"), ("GET", "/job"), ("DELETE", "/job"), ("GET", "/jobs"), ("GET", "/quota")]
 FIELDS = ["name", "action", "context1", "context2", "format"]
 # Valid names of actions and formats, so that bodies reach the checks past them (and the writes).
 NAMES = ["demo", "process-data", "word-count", "checksum", "text", "json", "csv"]
@@ -51,10 +51,17 @@ headers = st.dictionaries(
     st.text(alphabet=string.printable, max_size=140),
     max_size=3,
 )
+group_claims = st.one_of(
+    st.sampled_from(["capped", "throttled", "lifted,capped", "[lifted throttled]", "", "[]", ",", "nobody"]),
+    st.text(alphabet=string.printable, max_size=40),
+)
 claim_sets = st.one_of(
     st.just(claims()),
     st.just(claims("user-b")),
-    st.dictionaries(st.sampled_from(["sub", "aud", "client_id", "token_use"]), st.text(max_size=20), max_size=4),
+    st.builds(lambda g: claims("user-c", groups=g), group_claims),
+    st.dictionaries(
+        st.sampled_from(["sub", "aud", "client_id", "token_use", "cognito:groups"]), st.text(max_size=20), max_size=4
+    ),
 )
 
 

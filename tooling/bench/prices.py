@@ -40,7 +40,7 @@ PRICE = {p.key: p.usd for p in PRICES}
 # CloudWatch Logs bills each event as its UTF-8 message plus 26 bytes.
 LOG_EVENT_OVERHEAD_BYTES = 26
 # DynamoDB: 1 WRU per started KB written; 1 RRU per 4 KB strongly consistent (0.5 eventually).
-DDB_WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem"}
+DDB_WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"}
 DDB_READ_OPERATIONS = {"GetItem": 1.0, "Query": 1.0}
 
 
@@ -60,14 +60,19 @@ def estimate(
     """USD per million jobs from per-job quantities measured by the bench.
 
     ``per_job`` keys: ``apigw_requests``, ``lambda_invocations``, ``lambda_gb_s``,
-    ``sqs_requests``, ``ddb_put``, ``ddb_update``, ``ddb_reads``, ``s3_put``, ``s3_get``,
-    ``log_bytes``. DynamoDB writes: ``ceil(item_kb)`` WRU each on the table; the status index
-    (projection ALL) costs one more write per PutItem and ``gsi_writes_per_update`` per
-    UpdateItem (every update here is a state transition that changes the index key, which
-    is a delete plus a put in the index).
+    ``sqs_requests``, ``ddb_put``, ``ddb_update``, ``ddb_transactions``, ``ddb_reads``,
+    ``s3_put``, ``s3_get``, ``log_bytes``. DynamoDB writes: ``ceil(item_kb)`` WRU each on the
+    table; the status index (projection ALL) costs one more write per PutItem and
+    ``gsi_writes_per_update`` per UpdateItem (every update here is a state transition that
+    changes the index key, which is a delete plus a put in the index). A TransactWriteItems
+    here writes a job record and its owner's quota counter (README "Flow control"), 2 WRU per
+    item and KB; the index is written once when it creates a job and ``gsi_writes_per_update``
+    times when it finishes one, as many of each: their mean per transaction.
     """
     kb = max(1, math.ceil(item_kb))
     wru = (per_job.get("ddb_put", 0) * (1 + 1) + per_job.get("ddb_update", 0) * (1 + gsi_writes_per_update)) * kb
+    index_per_transaction = (1 + gsi_writes_per_update) / 2
+    wru += per_job.get("ddb_transactions", 0) * (2 * kb + 2 * 1 + index_per_transaction * kb)
     rru = per_job.get("ddb_reads", 0) * 1.0
     gb_s_price = PRICE["lambda_gb_s_arm64" if architecture == "arm64" else "lambda_gb_s_x86_64"]
     lines = {

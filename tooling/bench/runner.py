@@ -169,6 +169,7 @@ def cost_figures(
         "sqs_requests": (stack_counts.total("function", "sqs") + esm_calls) / jobs,
         "ddb_put": get("function", "dynamodb:PutItem") / jobs,
         "ddb_update": get("function", "dynamodb:UpdateItem") / jobs,
+        "ddb_transactions": get("function", "dynamodb:TransactWriteItems") / jobs,
         "ddb_reads": (get("function", "dynamodb:GetItem") + get("function", "dynamodb:Query")) / jobs,
         "s3_put": get("function", "s3:PutObject") / jobs,
         "s3_get": get("function", "s3:GetObject") / jobs,

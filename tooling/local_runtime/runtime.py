@@ -310,6 +310,8 @@ class LocalRuntime:
                 poller.stop()
                 del self._pollers[uuid]
                 changed = True
+                if not mapping.enabled:
+                    say(f"event source mapping {uuid}: disabled, {mapping.queue_url} is no longer polled")
             if mapping.enabled:
                 poller = QueuePoller(
                     mapping,

@@ -15,6 +15,7 @@ locals {
     "GET /job"    = { path = "job", method = "GET", query = { job_id = true } }
     "DELETE /job" = { path = "job", method = "DELETE", query = { job_id = true } }
     "GET /jobs"   = { path = "jobs", method = "GET", query = { status = false, limit = false, next_token = false } }
+    "GET /quota"  = { path = "quota", method = "GET", query = {} }
   }
   paths = toset([for r in local.routes : r.path])
 

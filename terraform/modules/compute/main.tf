@@ -34,6 +34,11 @@ locals {
     MAX_RECEIVE_COUNT            = tostring(var.max_receive_count)
     JOB_RETENTION_DAYS           = tostring(var.job_retention_days)
     RESULT_URL_TTL_SECONDS       = tostring(var.result_url_ttl_seconds)
+    QUOTA_TABLE_NAME             = var.quota_table_name
+    QUOTA_MAX_ACTIVE_JOBS        = tostring(var.quota_max_active_jobs)
+    QUOTA_SUBMIT_RATE_PER_SECOND = tostring(var.quota_submit_rate_per_second)
+    QUOTA_SUBMIT_BURST           = tostring(var.quota_submit_burst)
+    QUOTA_TIERS                  = jsonencode(var.quota_tiers)
     POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
     POWERTOOLS_LOG_LEVEL         = var.log_level
   }
@@ -118,6 +123,14 @@ data "aws_iam_policy_document" "api" {
     resources = var.table_index_arns
   }
 
+  # The caller's counter: read for GET /quota and before a submit; charged in the submit's
+  # transaction, freed in the transaction of a cancel or of an unqueued job's FAILED.
+  statement {
+    sid       = "QuotaCounters"
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [var.quota_table_arn]
+  }
+
   statement {
     sid       = "EnqueueJobs"
     actions   = ["sqs:SendMessage"]
@@ -152,6 +165,13 @@ data "aws_iam_policy_document" "worker" {
       "dynamodb:UpdateItem",
     ]
     resources = [var.table_arn]
+  }
+
+  # A job's slot is freed in the transaction that finishes it (COMPLETE or FAILED).
+  statement {
+    sid       = "FreeQuotaSlots"
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [var.quota_table_arn]
   }
 
   statement {

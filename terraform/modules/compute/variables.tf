@@ -177,6 +177,16 @@ variable "table_index_arns" {
   type        = list(string)
 }
 
+variable "quota_table_name" {
+  description = "Name of the quotas table (QUOTA_TABLE_NAME)."
+  type        = string
+}
+
+variable "quota_table_arn" {
+  description = "ARN of the quotas table."
+  type        = string
+}
+
 variable "bucket_name" {
   description = "Name of the results bucket (RESULTS_BUCKET_NAME)."
   type        = string
@@ -273,5 +283,69 @@ variable "log_retention_days" {
   validation {
     condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
     error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)."
+  }
+}
+
+# --- per-user quotas (QUOTA_*) ----------------------------------------------------------
+
+variable "quota_max_active_jobs" {
+  description = "Default cap on a user's unfinished jobs (QUOTA_MAX_ACTIVE_JOBS)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.quota_max_active_jobs >= 1 && var.quota_max_active_jobs <= 1000000 && floor(var.quota_max_active_jobs) == var.quota_max_active_jobs
+    error_message = "quota_max_active_jobs must be a whole number from 1 to 1000000."
+  }
+}
+
+variable "quota_submit_rate_per_second" {
+  description = "Default refill rate of a user's submission token bucket, jobs per second (QUOTA_SUBMIT_RATE_PER_SECOND)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.quota_submit_rate_per_second > 0 && var.quota_submit_rate_per_second <= 1000
+    error_message = "quota_submit_rate_per_second must be above 0 and at most 1000."
+  }
+}
+
+variable "quota_submit_burst" {
+  description = "Default size of a user's submission token bucket (QUOTA_SUBMIT_BURST)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.quota_submit_burst >= 1 && var.quota_submit_burst <= 1000000 && floor(var.quota_submit_burst) == var.quota_submit_burst
+    error_message = "quota_submit_burst must be a whole number from 1 to 1000000."
+  }
+}
+
+variable "quota_tiers" {
+  description = "Tiers by Cognito group name (QUOTA_TIERS, as JSON): a user in a group gets its limits instead of the defaults."
+  type = map(object({
+    max_active_jobs        = number
+    submit_rate_per_second = number
+    submit_burst           = number
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for name in keys(var.quota_tiers) : can(regex("^[^\\s,\\[\\]]{1,128}$", name))])
+    error_message = "quota_tiers keys are Cognito group names: 1-128 characters without whitespace, commas or brackets (API Gateway joins a user's groups with commas)."
+  }
+
+  validation {
+    condition = alltrue([for t in values(var.quota_tiers) : (
+      t.max_active_jobs >= 1 && t.max_active_jobs <= 1000000 && floor(t.max_active_jobs) == t.max_active_jobs &&
+      t.submit_burst >= 1 && t.submit_burst <= 1000000 && floor(t.submit_burst) == t.submit_burst &&
+      t.submit_rate_per_second > 0 && t.submit_rate_per_second <= 1000
+    )])
+    error_message = "Each quota tier needs max_active_jobs and submit_burst as whole numbers from 1 to 1000000, and submit_rate_per_second above 0 and at most 1000."
+  }
+
+  validation {
+    condition     = length(jsonencode(var.quota_tiers)) <= 2048
+    error_message = "quota_tiers is over 2 KB as JSON: Lambda allows 4 KB of environment variables in all."
   }
 }

@@ -5,7 +5,8 @@ data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 
 locals {
-  table_name = "${var.name_prefix}-jobs"
+  table_name       = "${var.name_prefix}-jobs"
+  quota_table_name = "${var.name_prefix}-quotas"
   # Bucket names are global: the account id and region make this one unique.
   bucket_name = "${var.name_prefix}-results-${data.aws_caller_identity.current.account_id}-${data.aws_region.current.name}"
 }
@@ -48,6 +49,33 @@ resource "aws_dynamodb_table" "jobs" {
   ttl {
     attribute_name = "expires_at"
     enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = var.point_in_time_recovery
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+}
+
+# ---------------------------------------------------------------------------------------
+# DynamoDB: one quota counter item per user (active jobs, submission token bucket), written
+# in the same transactions as the job records (lambda_src/jobs/store.py)
+# ---------------------------------------------------------------------------------------
+
+resource "aws_dynamodb_table" "quotas" {
+  #checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS managed key by default; pass kms_key_arn to use a customer managed key.
+  name                        = local.quota_table_name
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "owner_id"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "owner_id"
+    type = "S"
   }
 
   point_in_time_recovery {

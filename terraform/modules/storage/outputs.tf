@@ -13,6 +13,16 @@ output "table_index_arns" {
   value       = ["${aws_dynamodb_table.jobs.arn}/index/*"]
 }
 
+output "quota_table_name" {
+  description = "Name of the quotas DynamoDB table (one counter item per user)."
+  value       = aws_dynamodb_table.quotas.name
+}
+
+output "quota_table_arn" {
+  description = "ARN of the quotas DynamoDB table."
+  value       = aws_dynamodb_table.quotas.arn
+}
+
 output "bucket_name" {
   description = "Name of the results S3 bucket."
   value       = aws_s3_bucket.results.id

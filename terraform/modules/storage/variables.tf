@@ -9,13 +9,13 @@ variable "name_prefix" {
 }
 
 variable "deletion_protection" {
-  description = "Protect the jobs table from deletion (turn off before destroying the environment)."
+  description = "Protect the jobs and quotas tables from deletion (turn off before destroying the environment)."
   type        = bool
   default     = true
 }
 
 variable "point_in_time_recovery" {
-  description = "Enable DynamoDB point-in-time recovery on the jobs table."
+  description = "Enable DynamoDB point-in-time recovery on the jobs and quotas tables."
   type        = bool
   default     = true
 }
