@@ -194,13 +194,9 @@ def test_throwaway_user_gets_an_id_token_and_is_deleted(access, unique):
         cognito.admin_get_user(UserPoolId=pool_id, Username=username)
 
 
-def test_the_smoke_token_is_the_one_api_gateway_takes_for_the_scopes(access, unique):
+def test_the_smoke_token_is_the_one_api_gateway_takes_for_the_scopes(pool):
     """No scopes: an ID token. The sign-in scope required: the access token. Others: a clear refusal."""
-    cognito = access.client("cognito-idp")
-    pool_id = cognito.create_user_pool(PoolName=f"smoke-scopes-{unique}")["UserPool"]["Id"]
-    client_id = cognito.create_user_pool_client(
-        UserPoolId=pool_id, ClientName="app", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
-    )["UserPoolClient"]["ClientId"]
+    cognito, pool_id, client_id = pool
     with throwaway_user(cognito, pool_id) as (username, password):
         plain = jwt.decode(
             api_token_for(cognito, client_id, username, password, []), options={"verify_signature": False}

@@ -24,21 +24,15 @@ from typing import Any
 
 import boto3
 import botocore.session
-from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tooling.embedded_backend import LAMBDA_SERVICE_CREDENTIALS
+from tooling.local_runtime.discovery import CLIENT_CONFIG
 from tooling.local_runtime.errors import LocalRuntimeError
 
 # Lambda's own role sessions last hours; an hour here exercises the refresh in a long session.
 DEFAULT_DURATION_SECONDS = 3600
-_CLIENT_CONFIG = Config(
-    retries={"max_attempts": 3, "mode": "standard"},
-    max_pool_connections=50,
-    read_timeout=30,
-    connect_timeout=5,
-)
 
 
 @dataclass(frozen=True)
@@ -85,7 +79,7 @@ class ExecutionRoles:
             region_name=region,
             aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-            config=_CLIENT_CONFIG,
+            config=CLIENT_CONFIG,
         )
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], RoleCredentials] = {}
@@ -113,11 +107,7 @@ class ExecutionRoles:
                     f"could not assume the execution role {role_arn} of {session_name} as Lambda would: {exc}"
                 ) from exc
             self.assumed += 1
-            expiration = answer["Expiration"]
-            if isinstance(expiration, datetime.datetime):
-                expires = expiration.timestamp()
-            else:  # pragma: no cover - botocore always parses it
-                expires = datetime.datetime.fromisoformat(str(expiration)).timestamp()
+            expires = answer["Expiration"].timestamp()  # botocore parses it to a datetime
             fresh = RoleCredentials(answer["AccessKeyId"], answer["SecretAccessKey"], answer["SessionToken"], expires)
             self._cache[key] = fresh
             return fresh
@@ -142,5 +132,5 @@ class ExecutionRoles:
             service,  # type: ignore[call-overload]
             endpoint_url=self.endpoint,
             region_name=self.region,
-            config=_CLIENT_CONFIG,
+            config=CLIENT_CONFIG,
         )

@@ -38,6 +38,15 @@ _POOL_ARN = re.compile(r"^arn:[^:]+:cognito-idp:(?P<region>[^:]+):[^:]*:userpool
 # --------------------------------------------------------------------------------------
 
 
+# Every client the runtime makes on the backend (its own and the ones acting as a role).
+CLIENT_CONFIG = Config(
+    retries={"max_attempts": 3, "mode": "standard"},
+    max_pool_connections=50,
+    read_timeout=30,
+    connect_timeout=5,
+)
+
+
 @dataclass
 class Backend:
     """boto3 clients for the embedded backend (thread-safe once created)."""
@@ -57,12 +66,7 @@ class Backend:
                     region_name=self.region,
                     aws_access_key_id=self.credentials["AWS_ACCESS_KEY_ID"],
                     aws_secret_access_key=self.credentials["AWS_SECRET_ACCESS_KEY"],
-                    config=Config(
-                        retries={"max_attempts": 3, "mode": "standard"},
-                        max_pool_connections=50,
-                        read_timeout=30,
-                        connect_timeout=5,
-                    ),
+                    config=CLIENT_CONFIG,
                 )
             return self._clients[service]
 
