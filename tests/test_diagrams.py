@@ -190,7 +190,7 @@ class _Table:
 
 
 class _Queue:
-    def send(self, owner_id: str, job_id: str) -> None:
+    def send(self, job: Any) -> None:
         pass
 
 

@@ -87,14 +87,11 @@ class NewJob:
     @classmethod
     def from_body(cls, body: str | None, action_formats: Mapping[str, Collection[ResultFormat]]) -> NewJob:
         """Validate a body against the registered actions (name -> the formats it produces)."""
-        if body is None or body.strip() == "":
-            raise ValidationError("the request body must be a JSON object", "invalid_body")
-        try:
-            data = json.loads(body)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"the request body is not valid JSON: {exc.msg}", "invalid_json") from None
-        if not isinstance(data, dict):
-            raise ValidationError(f"the request body must be a JSON object, got {type(data).__name__}", "invalid_body")
+        return cls.from_data(parse_json_object(body), action_formats)
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any], action_formats: Mapping[str, Collection[ResultFormat]]) -> NewJob:
+        """Validate one job's fields (a POST /job body, or one item of a batch)."""
         unknown = sorted(set(data) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
         if unknown:
             raise ValidationError(f"unknown field(s): {', '.join(unknown)}", "unknown_field")
@@ -145,6 +142,19 @@ class NewJob:
             fields.append(self.format.value)
         canonical = json.dumps(fields, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_json_object(body: str | None) -> dict[str, Any]:
+    """A request body that must be a JSON object, or a 400."""
+    if body is None or body.strip() == "":
+        raise ValidationError("the request body must be a JSON object", "invalid_body")
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"the request body is not valid JSON: {exc.msg}", "invalid_json") from None
+    if not isinstance(data, dict):
+        raise ValidationError(f"the request body must be a JSON object, got {type(data).__name__}", "invalid_body")
+    return data
 
 
 def parse_format(raw: object) -> ResultFormat:

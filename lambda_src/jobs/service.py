@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -77,19 +77,7 @@ class JobService:
         request = NewJob.from_body(body, action_formats())
         limits = limits or self.settings.quota_defaults
         now = utc_now()
-        job = Job(
-            owner_id=owner_id,
-            job_id=new_job_id(int(now.timestamp() * 1000)),
-            name=request.name,
-            action=request.action,
-            context1=request.context1,
-            context2=request.context2,
-            format=request.format,
-            status=Status.PENDING,
-            created_at=iso(now),
-            updated_at=iso(now),
-            expires_at=int((now + timedelta(days=self.settings.retention_days)).timestamp()),
-        )
+        job = self._new_job(owner_id, request, now)
         claim = IdempotencyClaim(owner_id, idempotency_key, request.fingerprint()) if idempotency_key else None
         usage = self.table.usage(owner_id)
         for _ in range(QUOTA_ATTEMPTS):
@@ -118,11 +106,27 @@ class JobService:
             raise Busy("your concurrent requests conflicted too often; retry shortly")
         usage = usage.after_charge(limits, now_ms)
         try:
-            self.queue.send(owner_id, job.job_id)
+            self.queue.send(job)
         except (ClientError, BotoCoreError) as exc:
             self._abandon(job, claim, exc)
             raise EnqueueFailed("the job could not be queued; nothing was submitted, please retry") from exc
         return Submitted(job, replayed=False, usage=usage)
+
+    def _new_job(self, owner_id: str, request: NewJob, now: datetime) -> Job:
+        """The record of a validated request, as it is first written."""
+        return Job(
+            owner_id=owner_id,
+            job_id=new_job_id(int(now.timestamp() * 1000)),
+            name=request.name,
+            action=request.action,
+            context1=request.context1,
+            context2=request.context2,
+            format=request.format,
+            status=Status.PENDING,
+            created_at=iso(now),
+            updated_at=iso(now),
+            expires_at=int((now + timedelta(days=self.settings.retention_days)).timestamp()),
+        )
 
     def quota(self, owner_id: str) -> Usage:
         """The caller's quota counter: unfinished jobs, and the submission bucket."""

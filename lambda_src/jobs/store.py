@@ -594,8 +594,11 @@ class JobQueue:
         self._sqs = client
         self._url = queue_url
 
-    def send(self, owner_id: str, job_id: str) -> None:
-        self._sqs.send_message(
-            QueueUrl=self._url,
-            MessageBody=json.dumps({"owner_id": owner_id, "job_id": job_id}, separators=(",", ":")),
-        )
+    def send(self, job: Job) -> None:
+        """Queue ``job`` for the worker."""
+        self._sqs.send_message(QueueUrl=self._url, MessageBody=message_body(job))
+
+
+def message_body(job: Job) -> str:
+    """What the worker receives: which job to run (its record holds the rest)."""
+    return json.dumps({"owner_id": job.owner_id, "job_id": job.job_id}, separators=(",", ":"))
