@@ -1,4 +1,5 @@
-"""JobHandler Lambda: the REST API (POST /job, GET /job, GET /jobs, DELETE /job, GET /quota).
+"""JobHandler Lambda: the REST API (POST /job, POST /jobs/batch, GET /job, GET /jobs, DELETE /job,
+GET /quota).
 
 Thin: it reads the request, asks ``JobService``, and maps domain errors to JSON errors.
 Identity is the verified claims the API Gateway Cognito authorizer put in the event.
@@ -19,7 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs import aws
-from jobs.errors import Forbidden, JobError, TooManyRequests, Unauthorized, ValidationError
+from jobs.errors import Forbidden, InvalidBatch, JobError, TooManyRequests, Unauthorized, ValidationError
 from jobs.model import Job, parse_idempotency_key, parse_job_id, parse_limit, parse_status_filter
 from jobs.quotas import Limits, Plan, Usage, groups_from_claim, limits_for
 from jobs.service import JobService
@@ -158,6 +159,27 @@ def create_job() -> Response:
     return _json(202, {"job_id": job.job_id, "status": job.status.value}, headers)
 
 
+@app.post("/jobs/batch")
+def create_jobs() -> Response:
+    owner = caller()
+    plan = quota_plan()
+    key = parse_idempotency_key(app.current_event.headers.get("Idempotency-Key"))
+    try:
+        body = app.current_event.decoded_body
+    except (UnicodeDecodeError, ValueError):
+        raise ValidationError("the request body is not UTF-8 JSON", "invalid_json") from None
+    submitted = service().submit_batch(owner, body, key, plan.limits)
+    headers = ratelimit_headers(plan.limits, submitted.usage)
+    if submitted.replayed:
+        headers["Idempotent-Replayed"] = "true"
+        logger.info("idempotent replay of a batch", extra={"jobs": len(submitted.items)})
+    else:
+        queued = sum(1 for item in submitted.items if item.error is None)
+        metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=queued)
+        logger.info("batch submitted", extra={"jobs": len(submitted.items), "queued": queued})
+    return _json(202, {"jobs": [item.view() for item in submitted.items]}, headers)
+
+
 @app.get("/job")
 def get_job() -> Response:
     owner = caller()
@@ -227,6 +249,8 @@ def handle_job_error(exc: JobError) -> Response:
         headers.update(ratelimit_headers(plan.limits, usage))
     if isinstance(exc, TooManyRequests):
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, InvalidBatch):
+        return _json(exc.status, {"error": exc.code, "message": exc.message, "items": exc.items}, headers)
     return _error(exc.status, exc.code, exc.message, headers)
 
 

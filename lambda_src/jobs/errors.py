@@ -21,6 +21,16 @@ class ValidationError(JobError):
     code = "invalid_request"
 
 
+class InvalidBatch(ValidationError):
+    """Items of a batch failed validation; ``items``: one ``{"index", "error", "message"}`` each."""
+
+    code = "invalid_batch"
+
+    def __init__(self, message: str, items: list[dict[str, object]]) -> None:
+        super().__init__(message)
+        self.items = items
+
+
 class Unauthorized(JobError):
     status = 401
     code = "unauthorized"

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from jobs.errors import ValidationError
+from jobs.errors import InvalidBatch, ValidationError
 from jobs.formats import DEFAULT_FORMAT, ResultFormat
 
 NAME_MAX_CHARS = 128
@@ -25,6 +25,7 @@ LIMIT_DEFAULT = 50
 LIMIT_MAX = 100
 REQUIRED_FIELDS = ("name", "action", "context1", "context2")
 OPTIONAL_FIELDS = ("format",)
+BATCH_MAX_JOBS = 100
 
 
 class Status(StrEnum):
@@ -142,6 +143,40 @@ class NewJob:
             fields.append(self.format.value)
         canonical = json.dumps(fields, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_batch(body: str | None, action_formats: Mapping[str, Collection[ResultFormat]]) -> list[NewJob]:
+    """A POST /jobs/batch body, ``{"jobs": [job, ...]}`` with 1 to BATCH_MAX_JOBS jobs, each
+    validated as a POST /job body. Every item is checked before anything is refused, so one
+    answer lists every invalid item (InvalidBatch)."""
+    data = parse_json_object(body)
+    unknown = sorted(set(data) - {"jobs"})
+    if unknown:
+        raise ValidationError(f'unknown field(s): {", ".join(unknown)}; a batch is {{"jobs": [...]}}', "unknown_field")
+    items = data.get("jobs")
+    if not isinstance(items, list):
+        got = "nothing" if items is None else type(items).__name__
+        raise ValidationError(f"field jobs must be a list of job objects, got {got}", "invalid_field")
+    if not 1 <= len(items) <= BATCH_MAX_JOBS:
+        raise ValidationError(f"a batch holds 1 to {BATCH_MAX_JOBS} jobs, got {len(items)}", "invalid_batch_size")
+    jobs: list[NewJob] = []
+    errors: list[dict[str, object]] = []
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise ValidationError(f"a job must be a JSON object, got {type(item).__name__}", "invalid_body")
+            jobs.append(NewJob.from_data(item, action_formats))
+        except ValidationError as exc:
+            errors.append({"index": index, "error": exc.code, "message": exc.message})
+    if errors:
+        raise InvalidBatch(f"{len(errors)} of {len(items)} jobs are invalid (see items); nothing was submitted", errors)
+    return jobs
+
+
+def batch_fingerprint(jobs: list[NewJob]) -> str:
+    """A digest of a whole batch (its jobs in order), for its Idempotency-Key."""
+    canonical = json.dumps(["batch", [job.fingerprint() for job in jobs]])
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def parse_json_object(body: str | None) -> dict[str, Any]:

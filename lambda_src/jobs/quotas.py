@@ -171,19 +171,21 @@ class Usage:
     def free_slots(self, limits: Limits) -> int:
         return max(0, limits.max_active_jobs - self.active_jobs)
 
-    def after_charge(self, limits: Limits, now_ms: int) -> Usage:
-        return Usage(self.active_jobs + 1, max(self.tat_ms, now_ms) + limits.interval_ms)
+    def after_charge(self, limits: Limits, now_ms: int, count: int = 1) -> Usage:
+        return Usage(self.active_jobs + count, max(self.tat_ms, now_ms) + count * limits.interval_ms)
 
 
 @dataclass(frozen=True)
 class Charge:
-    """One admitted submission, as the store writes it with the job (in one transaction).
+    """``count`` admitted submissions (1, or a batch's jobs), as the store writes them with the
+    job (in one transaction) or ahead of a batch's records.
 
-    ``idle`` (the bucket was full when read: ``tat < now``): ``tat := now + T``, on condition
-    that it is still full. Otherwise ``tat := tat + T`` on condition ``now <= tat <=
-    tat_limit_ms`` (= ``now + (burst - 1) * T``: a token is left). Both forms also need
-    ``active < max_active_jobs`` and add 1 to it. A read that went stale fails the condition;
-    the store then reports the item as it is now and the caller decides again.
+    ``idle`` (the bucket was full when read: ``tat < now``): ``tat := now + count * T``, on
+    condition that it is still full. Otherwise ``tat := tat + count * T`` on condition ``now <=
+    tat <= tat_limit_ms`` (= ``now + (burst - count) * T``: ``count`` tokens are left). Both
+    forms also need ``active <= max_active_jobs - count`` and add ``count`` to it. A read that
+    went stale fails the condition; the store then reports the item as it is now and the
+    caller decides again.
     """
 
     owner_id: str
@@ -192,21 +194,38 @@ class Charge:
     idle: bool
     tat_limit_ms: int
     max_active_jobs: int
+    count: int = 1
+
+    @property
+    def most_active_before(self) -> int:
+        """The most unfinished jobs the owner may hold for this charge to fit."""
+        return self.max_active_jobs - self.count
 
 
-def admit(owner_id: str, usage: Usage, limits: Limits, now_ms: int) -> Charge:
-    """The charge for one more job, or TooManyRequests (the active-jobs cap first: waiting for
-    tokens would not help a user who is at the cap)."""
-    if usage.active_jobs >= limits.max_active_jobs:
+def largest_batch(limits: Limits) -> int:
+    """The most jobs one request can ever hold under ``limits`` (with an empty counter)."""
+    return min(limits.max_active_jobs, limits.submit_burst)
+
+
+def admit(owner_id: str, usage: Usage, limits: Limits, now_ms: int, count: int = 1) -> Charge:
+    """The charge for ``count`` more jobs, or TooManyRequests (the active-jobs cap first:
+    waiting for tokens would not help a user who is at the cap).
+
+    ``count`` must be at most :func:`largest_batch` (the caller refuses bigger batches: no
+    wait would let them in)."""
+    if count < 1 or count > largest_batch(limits):
+        raise ValueError(f"count must be from 1 to {largest_batch(limits)}, got {count}")
+    if usage.active_jobs + count > limits.max_active_jobs:
+        wanted = "" if count == 1 else f" and this request holds {count}"
         raise TooManyRequests(
-            f"you have {usage.active_jobs} unfinished jobs, the most allowed at once is {limits.max_active_jobs}; "
-            "submit more once some have finished (or cancel pending ones)",
+            f"you have {usage.active_jobs} unfinished jobs{wanted}, the most allowed at once is "
+            f"{limits.max_active_jobs}; submit more once some have finished (or cancel pending ones)",
             "quota_exceeded",
             QUOTA_RETRY_AFTER_SECONDS,
             usage,
         )
     t = limits.interval_ms
-    limit = now_ms + (limits.submit_burst - 1) * t
+    limit = now_ms + (limits.submit_burst - count) * t
     if usage.tat_ms > limit:
         wait_ms = usage.tat_ms - limit
         raise TooManyRequests(
@@ -216,4 +235,4 @@ def admit(owner_id: str, usage: Usage, limits: Limits, now_ms: int) -> Charge:
             max(1, math.ceil(wait_ms / 1000)),
             usage,
         )
-    return Charge(owner_id, now_ms, t, usage.tat_ms < now_ms, limit, limits.max_active_jobs)
+    return Charge(owner_id, now_ms, t, usage.tat_ms < now_ms, limit, limits.max_active_jobs, count)

@@ -9,8 +9,10 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -23,9 +25,10 @@ from jobs.errors import (
     JobNotFound,
     PoisonMessage,
     TooManyRequests,
+    ValidationError,
 )
-from jobs.model import Job, NewJob, PageToken, Status, iso, new_job_id, utc_now
-from jobs.quotas import Limits, Usage, admit
+from jobs.model import Job, NewJob, PageToken, Status, batch_fingerprint, iso, new_job_id, parse_batch, utc_now
+from jobs.quotas import Charge, Limits, Usage, admit, largest_batch
 from jobs.settings import Settings
 from jobs.store import (
     IdempotencyClaim,
@@ -44,12 +47,37 @@ ERROR_MAX_CHARS = 1000
 # retry follows another request's write to the same counter).
 QUOTA_ATTEMPTS = 5
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Submitted:
     job: Job
     replayed: bool  # True when an Idempotency-Key returned an earlier job
     usage: Usage  # the caller's quota counter after this request (as far as this request knows)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One job of a batch, in the answer: its id and status (FAILED with why, if it could not be
+    recorded or queued)."""
+
+    job_id: str
+    status: Status
+    error: str | None = None
+
+    def view(self) -> dict[str, str]:
+        view = {"job_id": self.job_id, "status": self.status.value}
+        if self.status is Status.FAILED and self.error:
+            view["error"] = self.error
+        return view
+
+
+@dataclass(frozen=True)
+class SubmittedBatch:
+    items: list[BatchItem]  # in the order of the request's jobs
+    replayed: bool
+    usage: Usage
 
 
 @dataclass(frozen=True)
@@ -79,32 +107,12 @@ class JobService:
         now = utc_now()
         job = self._new_job(owner_id, request, now)
         claim = IdempotencyClaim(owner_id, idempotency_key, request.fingerprint()) if idempotency_key else None
-        usage = self.table.usage(owner_id)
-        for _ in range(QUOTA_ATTEMPTS):
-            now_ms = int(utc_now().timestamp() * 1000)
-            try:
-                charge = admit(owner_id, usage, limits, now_ms)
-            except TooManyRequests:
-                # A retry of a request that was accepted is answered as such, limits or not.
-                record = self.table.get_idempotency(claim) if claim is not None else None
-                if record is not None and record.expires_at >= int(now.timestamp()):
-                    return self._replay(owner_id, claim, IdempotencyKeyTaken(record), usage)
-                raise
-            try:
-                self.table.create(job, claim, int(now.timestamp()), charge)
-            except IdempotencyKeyTaken as taken:
-                return self._replay(owner_id, claim, taken, usage)
-            except QuotaChanged as changed:
-                usage = changed.usage  # another request wrote the counter since it was read
-                continue
-            except TransactionCancelled as cancelled:
-                if not cancelled.contended:
-                    raise
-                raise Busy("your concurrent requests conflicted too often; retry shortly") from cancelled
-            break
-        else:
-            raise Busy("your concurrent requests conflicted too often; retry shortly")
-        usage = usage.after_charge(limits, now_ms)
+        admitted = self._admit(
+            owner_id, claim, limits, 1, lambda charge: self.table.create(job, claim, int(now.timestamp()), charge)
+        )
+        if isinstance(admitted, IdempotencyKeyTaken):
+            return self._replay(owner_id, claim, admitted, self.table.usage(owner_id))
+        _, usage = admitted
         try:
             self.queue.send(job)
         except (ClientError, BotoCoreError) as exc:
@@ -127,6 +135,123 @@ class JobService:
             updated_at=iso(now),
             expires_at=int((now + timedelta(days=self.settings.retention_days)).timestamp()),
         )
+
+    def _admit(
+        self,
+        owner_id: str,
+        claim: IdempotencyClaim | None,
+        limits: Limits,
+        count: int,
+        write: Callable[[Charge], T],
+    ) -> tuple[T, Usage] | IdempotencyKeyTaken:
+        """Charge ``count`` jobs to the caller's quota with ``write`` (which writes the charge
+        with the records or ahead of them): what it returned and the counter after it, or the
+        earlier request an Idempotency-Key names (a replay: limits do not apply to it).
+
+        The counter is read, the charge decided on that read, and written on condition that the
+        counter is still as read; when another request wrote it in between, decided again.
+        """
+        usage = self.table.usage(owner_id)
+        for _ in range(QUOTA_ATTEMPTS):
+            now_ms = int(utc_now().timestamp() * 1000)
+            try:
+                charge = admit(owner_id, usage, limits, now_ms, count)
+            except TooManyRequests:
+                # A retry of a request that was accepted is answered as such, limits or not.
+                record = self.table.get_idempotency(claim) if claim is not None else None
+                if record is not None and record.expires_at >= now_ms // 1000:
+                    return IdempotencyKeyTaken(record)
+                raise
+            try:
+                written = write(charge)
+            except IdempotencyKeyTaken as taken:
+                return taken
+            except QuotaChanged as changed:
+                usage = changed.usage  # another request wrote the counter since it was read
+                continue
+            except TransactionCancelled as cancelled:
+                if not cancelled.contended:
+                    raise
+                raise Busy("your concurrent requests conflicted too often; retry shortly") from cancelled
+            return written, usage.after_charge(limits, now_ms, count)
+        raise Busy("your concurrent requests conflicted too often; retry shortly")
+
+    def submit_batch(
+        self, owner_id: str, body: str | None, idempotency_key: str | None, limits: Limits | None = None
+    ) -> SubmittedBatch:
+        """Validate every item (one 400 lists all invalid ones), charge the caller's quota for
+        all of them, record them, then queue them. An item that cannot be recorded or queued
+        ends FAILED in its slot of the answer (its quota slot given back); if none could be
+        queued, it is an EnqueueFailed like a single job's."""
+        requests = parse_batch(body, action_formats())
+        limits = limits or self.settings.quota_defaults
+        if len(requests) > largest_batch(limits):
+            raise ValidationError(
+                f"this batch holds {len(requests)} jobs; your limits (at most {limits.max_active_jobs} unfinished "
+                f"jobs, {limits.submit_burst} submissions at once) admit at most {largest_batch(limits)} in one "
+                "request: split it",
+                "batch_too_large",
+            )
+        now = utc_now()
+        jobs = [self._new_job(owner_id, request, now) for request in requests]
+        claim = IdempotencyClaim(owner_id, idempotency_key, batch_fingerprint(requests)) if idempotency_key else None
+        admitted = self._admit(
+            owner_id,
+            claim,
+            limits,
+            len(jobs),
+            lambda charge: self.table.create_batch(jobs, claim, int(now.timestamp()), charge),
+        )
+        if isinstance(admitted, IdempotencyKeyTaken):
+            return self._replay_batch(owner_id, claim, admitted, self.table.usage(owner_id))
+        unrecorded, usage = admitted
+        failed = {job.job_id: "the job could not be recorded" for job in unrecorded}
+        if unrecorded:
+            log.error("%d of %d batch jobs could not be recorded", len(unrecorded), len(jobs))
+        recorded = [job for job in jobs if job.job_id not in failed]
+        unsent = self.queue.send_all(recorded) if recorded else {}
+        for job in recorded:
+            if job.job_id in unsent:
+                log.error("batch job %s could not be queued: %s", job.job_id, unsent[job.job_id])
+                self._abandon(job, None, RuntimeError(unsent[job.job_id]))
+                failed[job.job_id] = "the job could not be queued"
+        if len(failed) == len(jobs):
+            if claim is not None:
+                self._release_claim(claim, jobs[0].job_id)
+            raise EnqueueFailed("no job of the batch could be queued; nothing was submitted, please retry")
+        items = [
+            BatchItem(job.job_id, Status.FAILED if job.job_id in failed else job.status, failed.get(job.job_id))
+            for job in jobs
+        ]
+        return SubmittedBatch(items, replayed=False, usage=usage)
+
+    def _replay_batch(
+        self, owner_id: str, claim: IdempotencyClaim | None, taken: IdempotencyKeyTaken, usage: Usage
+    ) -> SubmittedBatch:
+        """The answer to a batch that an Idempotency-Key already submitted: its jobs as they are now."""
+        assert claim is not None
+        record = taken.record
+        if record is None:
+            raise Conflict("a request with this Idempotency-Key is in flight; retry shortly", "idempotency_in_flight")
+        if record.fingerprint != claim.fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request body in the last 24 hours"
+            )
+        job_ids = list(record.job_ids or (record.job_id,))
+        current = self.table.get_many(owner_id, job_ids)
+        items = [
+            BatchItem(job_id, current[job_id].status, current[job_id].error)
+            if job_id in current
+            else BatchItem(job_id, Status.FAILED, "the job could not be recorded")
+            for job_id in job_ids
+        ]
+        return SubmittedBatch(items, replayed=True, usage=usage)
+
+    def _release_claim(self, claim: IdempotencyClaim, job_id: str) -> None:
+        try:
+            self.table.release_idempotency(claim, job_id)
+        except (ClientError, BotoCoreError):
+            log.exception("could not release the Idempotency-Key of a batch that was not queued")
 
     def quota(self, owner_id: str) -> Usage:
         """The caller's quota counter: unfinished jobs, and the submission bucket."""

@@ -31,6 +31,10 @@ from jobs.quotas import Charge, Usage
 STATUS_INDEX = "by_owner_status"
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 QUOTA_SLOT = "quota_slot"  # on a job that holds one of its owner's active-job slots
+BATCH_WRITE_MAX = 25  # items per BatchWriteItem (the DynamoDB limit)
+BATCH_GET_MAX = 100  # keys per BatchGetItem (the DynamoDB limit)
+BATCH_ATTEMPTS = 5  # calls per chunk while DynamoDB leaves items unprocessed
+SEND_BATCH_MAX = 10  # entries per SendMessageBatch (the SQS limit)
 # Concurrent transactions on one item (a user's counter) cancel each other with
 # TransactionConflict on AWS: retried with jittered back-off, this many attempts in all.
 TRANSACTION_ATTEMPTS = 8
@@ -163,9 +167,10 @@ class IdempotencyClaim:
 
 @dataclass(frozen=True)
 class IdempotencyRecord:
-    job_id: str
+    job_id: str  # a batch's: its first job
     fingerprint: str
     expires_at: int = 0
+    job_ids: tuple[str, ...] = ()  # a batch's jobs, in order (empty for a single job)
 
 
 class IdempotencyKeyTaken(Exception):
@@ -213,15 +218,15 @@ class JobTable:
     def _charge(self, charge: Charge) -> dict[str, Any]:
         """The counter item's part of a job's creation (see jobs.quotas.Charge)."""
         assert self._quotas is not None
-        values = {":zero": 0, ":one": 1, ":cap": charge.max_active_jobs, ":now": charge.now_ms}
-        room = "(attribute_not_exists(active_jobs) OR active_jobs < :cap)"
+        values = {":zero": 0, ":n": charge.count, ":most": charge.most_active_before, ":now": charge.now_ms}
+        room = "(attribute_not_exists(active_jobs) OR active_jobs <= :most)"
         if charge.idle:
-            values[":next"] = charge.now_ms + charge.interval_ms
-            update = "SET active_jobs = if_not_exists(active_jobs, :zero) + :one, tat_ms = :next"
+            values[":next"] = charge.now_ms + charge.count * charge.interval_ms
+            update = "SET active_jobs = if_not_exists(active_jobs, :zero) + :n, tat_ms = :next"
             condition = f"(attribute_not_exists(tat_ms) OR tat_ms < :now) AND {room}"
         else:
-            values.update({":t": charge.interval_ms, ":limit": charge.tat_limit_ms})
-            update = "SET active_jobs = if_not_exists(active_jobs, :zero) + :one, tat_ms = tat_ms + :t"
+            values.update({":t": charge.count * charge.interval_ms, ":limit": charge.tat_limit_ms})
+            update = "SET active_jobs = if_not_exists(active_jobs, :zero) + :n, tat_ms = tat_ms + :t"
             condition = f"tat_ms BETWEEN :now AND :limit AND {room}"
         return {
             "TableName": self._quotas,
@@ -261,27 +266,7 @@ class JobTable:
                     raise QuotaChanged(_usage(cancelled.items[1])) from None
                 raise
             return
-        claim_item = {
-            **idempotency.item_key,
-            **_serialize(
-                {
-                    "target_job_id": job.job_id,
-                    "fingerprint": idempotency.fingerprint,
-                    "expires_at": now_epoch + IDEMPOTENCY_TTL_SECONDS,
-                }
-            ),
-        }
-        items.append(
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": claim_item,
-                    # TTL deletion is lazy: an expired claim may still be there.
-                    "ConditionExpression": "attribute_not_exists(job_id) OR expires_at < :now",
-                    "ExpressionAttributeValues": {":now": {"N": str(now_epoch)}},
-                }
-            }
-        )
+        items.append({"Put": self._claim(idempotency, [job.job_id], now_epoch)})
         try:
             self._transact(items)
         except TransactionCancelled as cancelled:
@@ -291,13 +276,127 @@ class JobTable:
                 raise QuotaChanged(_usage(cancelled.items[1])) from None
             raise
 
+    def _claim(self, idempotency: IdempotencyClaim, job_ids: list[str], now_epoch: int) -> dict[str, Any]:
+        """The Put of an idempotency claim for ``job_ids`` (one job, or a batch's in order)."""
+        values: dict[str, Any] = {
+            "target_job_id": job_ids[0],
+            "fingerprint": idempotency.fingerprint,
+            "expires_at": now_epoch + IDEMPOTENCY_TTL_SECONDS,
+        }
+        if len(job_ids) > 1:
+            values["target_job_ids"] = job_ids
+        return {
+            "TableName": self._table,
+            "Item": {**idempotency.item_key, **_serialize(values)},
+            # TTL deletion is lazy: an expired claim may still be there.
+            "ConditionExpression": "attribute_not_exists(job_id) OR expires_at < :now",
+            "ExpressionAttributeValues": {":now": {"N": str(now_epoch)}},
+        }
+
+    def create_batch(
+        self, jobs: list[Job], idempotency: IdempotencyClaim | None, now_epoch: int, charge: Charge | None
+    ) -> list[Job]:
+        """Write a batch's records; the jobs whose records could not be written (their quota
+        slots are already given back).
+
+        First the owner's charge for all of them and the idempotency claim, in one transaction
+        (both or neither: QuotaChanged / IdempotencyKeyTaken as for :meth:`create`); then the
+        records, 25 per BatchWriteItem (a transaction could not hold a batch: 100 items and 4 MB
+        at most), retrying what DynamoDB leaves unprocessed. Each record is new (a fresh
+        UUIDv7), so the unconditional put cannot overwrite anything.
+        """
+        ahead: list[dict[str, Any]] = []
+        if charge is not None:
+            ahead.append({"Update": self._charge(charge)})
+        if idempotency is not None:
+            ahead.append({"Put": self._claim(idempotency, [j.job_id for j in jobs], now_epoch)})
+        if ahead:
+            try:
+                self._transact(ahead)
+            except TransactionCancelled as cancelled:
+                if idempotency is not None and cancelled.code(len(ahead) - 1) == "ConditionalCheckFailed":
+                    raise IdempotencyKeyTaken(self.get_idempotency(idempotency)) from None
+                if charge is not None and cancelled.code(0) == "ConditionalCheckFailed":
+                    raise QuotaChanged(_usage(cancelled.items[0])) from None
+                raise
+        records = {}
+        for job in jobs:
+            item = _to_item(job)
+            if charge is not None:
+                item[QUOTA_SLOT] = {"N": "1"}
+            records[job.job_id] = item
+        unwritten = self._put_all(list(records.values()))
+        lost = [job for job in jobs if job.job_id in unwritten]
+        if lost and charge is not None:
+            self.refund(jobs[0].owner_id, len(lost))
+        return lost
+
+    def _put_all(self, items: list[dict[str, Any]]) -> set[str]:
+        """BatchWriteItem of ``items``, 25 at a time; the job ids of those still unwritten after
+        retrying the unprocessed ones (throttling) with back-off."""
+        unwritten: set[str] = set()
+        for start in range(0, len(items), BATCH_WRITE_MAX):
+            requests = [{"PutRequest": {"Item": item}} for item in items[start : start + BATCH_WRITE_MAX]]
+            for attempt in range(BATCH_ATTEMPTS):
+                try:
+                    resp = self._db.batch_write_item(RequestItems={self._table: requests})
+                except ClientError:
+                    break  # not a partial failure (botocore already retried throttling): give up on these
+                requests = resp.get("UnprocessedItems", {}).get(self._table, [])
+                if not requests:
+                    break
+                if attempt < BATCH_ATTEMPTS - 1:
+                    time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))  # noqa: S311 (jitter, not crypto)
+            unwritten.update(r["PutRequest"]["Item"]["job_id"]["S"] for r in requests)
+        return unwritten
+
+    def refund(self, owner_id: str, count: int) -> None:
+        """Give back ``count`` slots charged for jobs that were never recorded."""
+        if self._quotas is None:
+            return
+        self._db.update_item(
+            TableName=self._quotas,
+            Key={"owner_id": {"S": owner_id}},
+            UpdateExpression="ADD active_jobs :minus",
+            ExpressionAttributeValues={":minus": {"N": str(-count)}},
+        )
+
+    def get_many(self, owner_id: str, job_ids: list[str]) -> dict[str, Job]:
+        """The owner's jobs among ``job_ids`` (BatchGetItem, strongly consistent), by id; no inputs."""
+        found: dict[str, Job] = {}
+        for start in range(0, len(job_ids), BATCH_GET_MAX):
+            keys = [_serialize({"owner_id": owner_id, "job_id": j}) for j in job_ids[start : start + BATCH_GET_MAX]]
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": keys,
+                    "ConsistentRead": True,
+                    "ProjectionExpression": _LIST_PROJECTION,
+                    "ExpressionAttributeNames": _NAMES,
+                }
+            }
+            for attempt in range(BATCH_ATTEMPTS):
+                resp = self._db.batch_get_item(RequestItems=request)
+                for item in resp.get("Responses", {}).get(self._table, []):
+                    job = _from_item(item)
+                    found[job.job_id] = job
+                request = resp.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))  # noqa: S311 (jitter, not crypto)
+            else:
+                raise RuntimeError(f"DynamoDB left {len(request[self._table]['Keys'])} keys unread after retries")
+        return found
+
     def get_idempotency(self, claim: IdempotencyClaim) -> IdempotencyRecord | None:
         resp = self._db.get_item(TableName=self._table, Key=claim.item_key, ConsistentRead=True)
         item = resp.get("Item")
         if not item:
             return None
         return IdempotencyRecord(
-            item["target_job_id"]["S"], item["fingerprint"]["S"], int(item.get("expires_at", {}).get("N", 0))
+            item["target_job_id"]["S"],
+            item["fingerprint"]["S"],
+            int(item.get("expires_at", {}).get("N", 0)),
+            tuple(_de.deserialize(item["target_job_ids"])) if "target_job_ids" in item else (),
         )
 
     def release_idempotency(self, claim: IdempotencyClaim, job_id: str) -> None:
@@ -597,6 +696,33 @@ class JobQueue:
     def send(self, job: Job) -> None:
         """Queue ``job`` for the worker."""
         self._sqs.send_message(QueueUrl=self._url, MessageBody=message_body(job))
+
+    def send_all(self, jobs: list[Job]) -> dict[str, str]:
+        """Queue ``jobs``, 10 per SendMessageBatch, retrying the entries SQS reports failed
+        (unless the sender is at fault); job id -> why, for those still not queued."""
+        unsent: dict[str, str] = {}
+        for start in range(0, len(jobs), SEND_BATCH_MAX):
+            chunk = {str(i): job for i, job in enumerate(jobs[start : start + SEND_BATCH_MAX])}
+            for attempt in range(BATCH_ATTEMPTS):
+                entries = [{"Id": i, "MessageBody": message_body(job)} for i, job in chunk.items()]
+                try:
+                    resp = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
+                except ClientError as exc:
+                    error = exc.response.get("Error", {})
+                    unsent.update(
+                        {job.job_id: f"{error.get('Code')}: {error.get('Message')}" for job in chunk.values()}
+                    )
+                    break
+                failed = {f["Id"]: f for f in resp.get("Failed", [])}
+                for entry_id, failure in failed.items():
+                    if failure.get("SenderFault") or attempt == BATCH_ATTEMPTS - 1:
+                        job = chunk[entry_id]
+                        unsent[job.job_id] = f"{failure.get('Code')}: {failure.get('Message')}"
+                chunk = {i: job for i, job in chunk.items() if i in failed and job.job_id not in unsent}
+                if not chunk:
+                    break
+                time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))  # noqa: S311 (jitter, not crypto)
+        return unsent
 
 
 def message_body(job: Job) -> str:

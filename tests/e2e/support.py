@@ -74,6 +74,9 @@ class Api:
         assert body["status"] == "PENDING"
         return str(body["job_id"])
 
+    def post_batch(self, jobs: list[dict[str, Any]], **kwargs: Any) -> requests.Response:
+        return self.request("POST", "/jobs/batch", json={"jobs": jobs}, **kwargs)
+
     def get_job(self, job_id: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", "/job", params={"job_id": job_id}, **kwargs)
 

@@ -217,7 +217,7 @@ def test_authorization_scopes_change_in_place_and_back(local_stack, aws):
     apigw = aws("apigateway")
     api_id = outputs["rest_api_id"]
     resources = {r["path"]: r["id"] for r in apigw.get_resources(restApiId=api_id)["items"]}
-    routes = (("/job", "POST"), ("/job", "GET"), ("/job", "DELETE"), ("/jobs", "GET"))
+    routes = (("/job", "POST"), ("/job", "GET"), ("/job", "DELETE"), ("/jobs", "GET"), ("/jobs/batch", "POST"))
 
     def scopes() -> set[tuple[str, ...]]:
         return {

@@ -13,7 +13,14 @@ from tests.unit.conftest import VALID_JOB, api_event, call_api, claims
 
 pytestmark = pytest.mark.usefixtures("stack")
 
-ROUTES = [("POST", "/job"), ("GET", "/job"), ("DELETE", "/job"), ("GET", "/jobs"), ("GET", "/quota")]
+ROUTES = [
+    ("POST", "/job"),
+    ("POST", "/jobs/batch"),
+    ("GET", "/job"),
+    ("DELETE", "/job"),
+    ("GET", "/jobs"),
+    ("GET", "/quota"),
+]
 FIELDS = ["name", "action", "context1", "context2", "format"]
 # Valid names of actions and formats, so that bodies reach the checks past them (and the writes).
 NAMES = ["demo", "process-data", "word-count", "checksum", "text", "json", "csv"]
@@ -23,7 +30,27 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=10,
 )
+job_bodies = st.one_of(
+    st.fixed_dictionaries(
+        {},
+        optional={f: st.one_of(st.text(max_size=150), json_values, st.sampled_from(NAMES)) for f in FIELDS},
+    ),
+    st.builds(
+        lambda extra: {**VALID_JOB, **extra}, st.dictionaries(st.sampled_from([*FIELDS, "x"]), json_values, max_size=2)
+    ),
+    json_values,
+)
+# POST /jobs/batch: {"jobs": [...]} of valid, invalid and odd items, or odd shapes around them.
+batch_bodies = st.one_of(
+    st.builds(lambda jobs: json.dumps({"jobs": jobs}), st.lists(job_bodies, max_size=6)),
+    st.builds(lambda n: json.dumps({"jobs": [VALID_JOB] * n}), st.integers(0, 120)),
+    st.builds(
+        lambda extra: json.dumps({"jobs": [VALID_JOB], **extra}),
+        st.dictionaries(st.text(max_size=8), json_values, max_size=2),
+    ),
+)
 bodies = st.one_of(
+    batch_bodies,
     st.none(),
     st.text(max_size=200),
     json_values.map(json.dumps),
@@ -76,6 +103,9 @@ def test_no_input_gets_a_server_error(route, body, query, hdrs, c, b64) -> None:
     )
     resp = call_api(event)
     assert resp.status < 500, (resp.status, resp.body)
-    if resp.status >= 400:
+    if resp.status >= 400 and resp.body.get("error") == "invalid_batch":
+        assert set(resp.body) == {"error", "message", "items"}
+        assert all(set(i) == {"index", "error", "message"} for i in resp.body["items"]), resp.body
+    elif resp.status >= 400:
         assert set(resp.body) == {"error", "message"}
         assert isinstance(resp.body["error"], str) and isinstance(resp.body["message"], str)

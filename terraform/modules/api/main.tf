@@ -16,8 +16,18 @@ locals {
     "DELETE /job" = { path = "job", method = "DELETE", query = { job_id = true } }
     "GET /jobs"   = { path = "jobs", method = "GET", query = { status = false, limit = false, next_token = false } }
     "GET /quota"  = { path = "quota", method = "GET", query = {} }
+    # Many jobs in one request (up to 100), validated and answered per item.
+    "POST /jobs/batch" = { path = "jobs/batch", method = "POST", query = {} }
   }
   paths = toset([for r in local.routes : r.path])
+  # Paths of one segment hang from the root; "a/b" from the resource of "a" (which must be a
+  # route's path too).
+  top_paths   = toset([for p in local.paths : p if length(split("/", p)) == 1])
+  child_paths = { for p in local.paths : p => split("/", p) if length(split("/", p)) == 2 }
+  resource_ids = merge(
+    { for p, r in aws_api_gateway_resource.path : p => r.id },
+    { for p, r in aws_api_gateway_resource.child : p => r.id },
+  )
 
   # CORS headers of the errors API Gateway answers itself (401 from the authorizer, 429
   # throttled, 404 no such route, 5xx, ...). A gateway response's header values are static:
@@ -76,11 +86,19 @@ resource "aws_api_gateway_request_validator" "params" {
 }
 
 resource "aws_api_gateway_resource" "path" {
-  for_each = local.paths
+  for_each = local.top_paths
 
   rest_api_id = aws_api_gateway_rest_api.this.id
   parent_id   = aws_api_gateway_rest_api.this.root_resource_id
   path_part   = each.key
+}
+
+resource "aws_api_gateway_resource" "child" {
+  for_each = local.child_paths
+
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  parent_id   = aws_api_gateway_resource.path[each.value[0]].id
+  path_part   = each.value[1]
 }
 
 # A Cognito-authorized method without authorization scopes takes ID tokens only; with scopes
@@ -89,7 +107,7 @@ resource "aws_api_gateway_method" "route" {
   for_each = local.routes
 
   rest_api_id          = aws_api_gateway_rest_api.this.id
-  resource_id          = aws_api_gateway_resource.path[each.value.path].id
+  resource_id          = local.resource_ids[each.value.path]
   http_method          = each.value.method
   authorization        = "COGNITO_USER_POOLS"
   authorizer_id        = aws_api_gateway_authorizer.cognito.id
@@ -102,7 +120,7 @@ resource "aws_api_gateway_integration" "route" {
   for_each = local.routes
 
   rest_api_id             = aws_api_gateway_rest_api.this.id
-  resource_id             = aws_api_gateway_resource.path[each.value.path].id
+  resource_id             = local.resource_ids[each.value.path]
   http_method             = aws_api_gateway_method.route[each.key].http_method
   type                    = "AWS_PROXY"
   integration_http_method = "POST"
@@ -116,7 +134,7 @@ resource "aws_api_gateway_method" "options" {
   for_each = local.paths
 
   rest_api_id          = aws_api_gateway_rest_api.this.id
-  resource_id          = aws_api_gateway_resource.path[each.key].id
+  resource_id          = local.resource_ids[each.key]
   http_method          = "OPTIONS"
   authorization        = "NONE"
   request_validator_id = aws_api_gateway_request_validator.params.id
@@ -126,7 +144,7 @@ resource "aws_api_gateway_integration" "options" {
   for_each = local.paths
 
   rest_api_id             = aws_api_gateway_rest_api.this.id
-  resource_id             = aws_api_gateway_resource.path[each.key].id
+  resource_id             = local.resource_ids[each.key]
   http_method             = aws_api_gateway_method.options[each.key].http_method
   type                    = "AWS_PROXY"
   integration_http_method = "POST"
@@ -166,7 +184,7 @@ resource "aws_api_gateway_deployment" "this" {
       # ... and the ids of its parts (a part that is replaced gets a new id)
       ids = concat(
         [aws_api_gateway_authorizer.cognito.id, aws_api_gateway_request_validator.params.id],
-        [for r in aws_api_gateway_resource.path : r.id],
+        values(local.resource_ids),
         [for m in aws_api_gateway_method.route : m.id],
         [for m in aws_api_gateway_method.options : m.id],
         [for i in aws_api_gateway_integration.route : i.id],

@@ -107,6 +107,8 @@ data "aws_iam_policy_document" "api" {
   statement {
     sid = "JobRecords"
     actions = [
+      "dynamodb:BatchGetItem",   # a batch's jobs, for the replay of its Idempotency-Key
+      "dynamodb:BatchWriteItem", # a batch's records, 25 per call
       "dynamodb:ConditionCheckItem",
       "dynamodb:DeleteItem",
       "dynamodb:GetItem",
