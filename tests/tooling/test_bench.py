@@ -382,6 +382,9 @@ def test_tiny_run_counts_the_expected_requests(tiny_run):
     assert cost["aws_requests_per_job"] == pytest.approx(expected, abs=0.01)
     assert cost["lambda_invocations"]["api"] == JOBS and cost["lambda_invocations"]["worker"] >= 1
     floor = results["figures"]["floor"]["requests"]
-    assert floor["dynamodb:PutItem"] == JOBS and floor["sqs:SendMessage"] == JOBS
-    assert floor["dynamodb:UpdateItem"] >= 2 * JOBS and floor["s3:PutObject"] == JOBS
+    # the stack's calls: counter read + transaction (record, charge) per create; claim, result,
+    # transaction (complete, counter) per job
+    assert floor["dynamodb:GetItem"] == JOBS and floor["sqs:SendMessage"] == JOBS
+    assert floor["dynamodb:TransactWriteItems"] == 2 * JOBS
+    assert floor["dynamodb:UpdateItem"] >= JOBS and floor["s3:PutObject"] == JOBS
     assert floor["sqs:ReceiveMessage"] >= 1 and floor["sqs:DeleteMessageBatch"] >= 1

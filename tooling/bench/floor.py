@@ -1,12 +1,14 @@
 """The floor: plain boto3 making exactly the AWS calls of creating and processing a job.
 
-Create (one per job, from ``clients`` concurrent threads, as the stack's clients):
-conditional PutItem of the PENDING record + SendMessage. Process (as the local runtime's
-poller and worker do): one receiver (ReceiveMessage, up to 10, long polling) handing batches
-to at most ``processors`` concurrent processors (the mapping's MaximumConcurrency); for
-each message a conditional UpdateItem claim, PutObject of the result, UpdateItem complete;
-then one DeleteMessageBatch per batch. Same server as the stack, on a copy of its table
-(same keys and index), a queue with its visibility timeout and a fresh bucket, so the
+Create (one per job, from ``clients`` concurrent threads, as the stack's clients): a
+consistent GetItem of the owner's quota counter, one TransactWriteItems of the PENDING
+record (conditional Put) and the counter's charge, then SendMessage. Process (as the local
+runtime's poller and worker do): one receiver (ReceiveMessage, up to 10, long polling)
+handing batches to at most ``processors`` concurrent processors (the mapping's
+MaximumConcurrency); for each message a conditional UpdateItem claim, PutObject of the
+result, and one TransactWriteItems of the complete (which frees the slot) and the counter's
+decrement; then one DeleteMessageBatch per batch. Same server as the stack, on a copy of its
+tables (same keys and index), a queue with its visibility timeout and a fresh bucket, so the
 stack's poller never sees the floor's messages.
 """
 
@@ -35,6 +37,7 @@ class FloorResources:
     table: str
     queue_url: str
     bucket: str
+    quota_table: str
 
 
 @dataclass
@@ -89,6 +92,14 @@ def clone_resources(ddb: Any, sqs: Any, s3: Any, outputs: dict[str, Any]) -> Flo
             for g in desc["GlobalSecondaryIndexes"]
         ]
     ddb.create_table(**spec)
+    quota_table = f"{outputs['quota_table_name']}-floor-{suffix}"
+    quota_desc = ddb.describe_table(TableName=outputs["quota_table_name"])["Table"]
+    ddb.create_table(
+        TableName=quota_table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=quota_desc["AttributeDefinitions"],
+        KeySchema=quota_desc["KeySchema"],
+    )
     attrs = sqs.get_queue_attributes(QueueUrl=outputs["queue_url"], AttributeNames=["All"])["Attributes"]
     keep = ("VisibilityTimeout", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds", "DelaySeconds")
     queue_url = sqs.create_queue(
@@ -96,7 +107,7 @@ def clone_resources(ddb: Any, sqs: Any, s3: Any, outputs: dict[str, Any]) -> Flo
     )["QueueUrl"]
     bucket = f"jobstack-bench-floor-{suffix}"
     s3.create_bucket(Bucket=bucket)
-    return FloorResources(table, queue_url, bucket)
+    return FloorResources(table, queue_url, bucket, quota_table)
 
 
 def run(
@@ -124,10 +135,24 @@ def run(
         for index in range(worker, jobs, clients):
             job_id = records.uuid7()
             began_wall, began = time.time(), time.perf_counter()
-            ddb.put_item(
-                TableName=res.table,
-                Item=records.pending_item(owner, job_id, f"floor-{index}", records.utc_now()),
-                ConditionExpression="attribute_not_exists(job_id)",
+            counter = ddb.get_item(TableName=res.quota_table, Key={"owner_id": {"S": owner}}, ConsistentRead=True)
+            item = records.pending_item(owner, job_id, f"floor-{index}", records.utc_now())
+            item[records.QUOTA_SLOT] = {"N": "1"}
+            ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": res.table,
+                            "Item": item,
+                            "ConditionExpression": "attribute_not_exists(job_id)",
+                        }
+                    },
+                    {
+                        "Update": records.charge_update(
+                            res.quota_table, owner, counter.get("Item"), int(time.time() * 1000)
+                        )
+                    },
+                ]
             )
             sqs.send_message(QueueUrl=res.queue_url, MessageBody=records.message_body(owner, job_id))
             latency = time.perf_counter() - began
@@ -173,13 +198,13 @@ def run(
                 s3.put_object(
                     Bucket=res.bucket, Key=key, Body=b"hello world\n", ContentType="text/plain; charset=utf-8"
                 )
-                ddb.update_item(
-                    TableName=res.table,
-                    Key={"owner_id": {"S": owner}, "job_id": {"S": job_id}},
-                    UpdateExpression=records.COMPLETE_UPDATE,
-                    ConditionExpression=records.COMPLETE_CONDITION,
-                    ExpressionAttributeNames={"#status": "status", "#error": "error"},
-                    ExpressionAttributeValues={
+                complete = {
+                    "TableName": res.table,
+                    "Key": {"owner_id": {"S": owner}, "job_id": {"S": job_id}},
+                    "UpdateExpression": f"{records.COMPLETE_UPDATE}, {records.QUOTA_SLOT}",
+                    "ConditionExpression": f"({records.COMPLETE_CONDITION}) AND attribute_exists({records.QUOTA_SLOT})",
+                    "ExpressionAttributeNames": {"#status": "status", "#error": "error"},
+                    "ExpressionAttributeValues": {
                         ":complete": {"S": "COMPLETE"},
                         ":processing": {"S": "PROCESSING"},
                         ":os": {"S": f"{owner}#COMPLETE"},
@@ -187,7 +212,10 @@ def run(
                         ":now": {"S": records.iso(records.utc_now())},
                         ":lo": {"S": lease},
                     },
-                    ReturnValues="ALL_NEW",
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+                ddb.transact_write_items(
+                    TransactItems=[{"Update": complete}, {"Update": records.free_slot(res.quota_table, owner)}]
                 )
                 finished = time.time()
                 with lock:

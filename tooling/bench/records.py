@@ -28,6 +28,44 @@ COMPLETE_UPDATE = (
     "REMOVE lease_owner, lease_until, #error"
 )
 COMPLETE_CONDITION = "#status = :processing AND lease_owner = :lo"
+# The quota counter's parts of a create and of a finish (``JobTable._charge``/``_finish``), with
+# limits no floor run reaches: the floor pays for the same writes, never for a refusal.
+QUOTA_SLOT = "quota_slot"
+FLOOR_INTERVAL_MS = 1
+FLOOR_MAX_ACTIVE = 1_000_000
+
+
+def charge_update(quota_table: str, owner_id: str, counter: dict[str, Any] | None, now_ms: int) -> dict[str, Any]:
+    """The counter's Update in a create's transaction, in the form the last read calls for."""
+    tat = int((counter or {}).get("tat_ms", {}).get("N", 0))
+    values: dict[str, Any] = {":zero": _n(0), ":n": _n(1), ":most": _n(FLOOR_MAX_ACTIVE - 1), ":now": _n(now_ms)}
+    room = "(attribute_not_exists(active_jobs) OR active_jobs <= :most)"
+    if tat < now_ms:
+        values[":next"] = _n(now_ms + FLOOR_INTERVAL_MS)
+        update = "SET active_jobs = if_not_exists(active_jobs, :zero) + :n, tat_ms = :next"
+        condition = f"(attribute_not_exists(tat_ms) OR tat_ms < :now) AND {room}"
+    else:
+        values.update({":t": _n(FLOOR_INTERVAL_MS), ":limit": _n(now_ms + FLOOR_MAX_ACTIVE)})
+        update = "SET active_jobs = if_not_exists(active_jobs, :zero) + :n, tat_ms = tat_ms + :t"
+        condition = f"tat_ms BETWEEN :now AND :limit AND {room}"
+    return {
+        "TableName": quota_table,
+        "Key": {"owner_id": _s(owner_id)},
+        "UpdateExpression": update,
+        "ConditionExpression": condition,
+        "ExpressionAttributeValues": values,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
+def free_slot(quota_table: str, owner_id: str) -> dict[str, Any]:
+    """The counter's Update in a finish's transaction."""
+    return {
+        "TableName": quota_table,
+        "Key": {"owner_id": _s(owner_id)},
+        "UpdateExpression": "ADD active_jobs :minus_one",
+        "ExpressionAttributeValues": {":minus_one": _n(-1)},
+    }
 
 
 def uuid7(now_ms: int | None = None) -> str:
