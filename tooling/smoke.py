@@ -9,7 +9,8 @@ Reusable without invoke::
 ``run_smoke`` POSTs a ``process-data`` job, polls ``GET /job`` until the job is terminal or
 the timeout passes (reporting progress through a callback), checks that ``GET /jobs`` lists
 it, downloads the result through its ``result_url`` and checks that it contains both
-contexts. It never raises for a failed check: the :class:`SmokeResult` says what failed.
+contexts; then submits a batch of two (``POST /jobs/batch``) and waits for both to COMPLETE.
+It never raises for a failed check: the :class:`SmokeResult` says what failed.
 
 Tokens come from the env's Cognito app client with ``USER_PASSWORD_AUTH``
 (:func:`api_token_for`: an ID token, or the access token when the API requires
@@ -124,23 +125,29 @@ def run_smoke(
 
         # 2. poll until terminal
         deadline = started + timeout
-        job: dict[str, Any] = {}
-        while True:
-            resp = session.get(f"{base}/job", params={"job_id": job_id}, headers=headers, timeout=HTTP_TIMEOUT)
-            if resp.status_code >= 500:
-                step(f"GET /job -> {resp.status_code} (retrying)")
-            elif resp.status_code != 200:
-                raise _Failed(f"GET /job answered {resp.status_code}: {resp.text[:200]}", result.status)
-            else:
-                job = _json(resp, "GET /job")
-                result.job = job
-                result.status = str(job.get("status"))
-                notify(result.status, elapsed())
-                if result.status in TERMINAL:
-                    break
-            if time.monotonic() + poll_interval > deadline:
-                raise _Failed(f"job {job_id} still {result.status} after {timeout:g}s", result.status)
-            time.sleep(poll_interval)
+
+        def finished(job_id: str, main: bool = False) -> dict[str, Any]:
+            """GET /job until ``job_id`` is terminal (5xx retried) or the deadline passes."""
+            status = None
+            while True:
+                resp = session.get(f"{base}/job", params={"job_id": job_id}, headers=headers, timeout=HTTP_TIMEOUT)
+                if resp.status_code >= 500:
+                    step(f"GET /job -> {resp.status_code} (retrying)")
+                elif resp.status_code != 200:
+                    raise _Failed(f"GET /job answered {resp.status_code}: {resp.text[:200]}", result.status)
+                else:
+                    job: dict[str, Any] = _json(resp, "GET /job")
+                    status = str(job.get("status"))
+                    if main:
+                        result.job, result.status = job, status
+                        notify(status, elapsed())
+                    if status in TERMINAL:
+                        return job
+                if time.monotonic() + poll_interval > deadline:
+                    raise _Failed(f"job {job_id} still {status} after {timeout:g}s", result.status)
+                time.sleep(poll_interval)
+
+        job = finished(job_id, main=True)
         step(f"GET /job -> {result.status} after {elapsed():.1f}s")
         if result.status != "COMPLETE":
             reason = job.get("error") or job.get("reason") or job.get("message") or "no reason given"
@@ -166,6 +173,23 @@ def run_smoke(
         if missing:
             raise _Failed(f"the result of job {job_id} lacks {', '.join(missing)}: {resp.text[:120]!r}", result.status)
         step(f"result downloaded ({len(resp.content)} bytes) and holds both contexts")
+
+        # 5. a batch of two jobs: recorded, queued and run
+        batch = [{**body, "name": f"{body['name']}-batch-{n}"} for n in range(2)]
+        resp = session.post(f"{base}/jobs/batch", json={"jobs": batch}, headers=headers, timeout=HTTP_TIMEOUT)
+        if resp.status_code != 202:
+            raise _Failed(f"POST /jobs/batch answered {resp.status_code}: {resp.text[:200]}", result.status)
+        items = _json(resp, "POST /jobs/batch")
+        items = items.get("jobs") if isinstance(items, dict) else None
+        if not isinstance(items, list) or len(items) != len(batch) or not all(isinstance(i, dict) for i in items):
+            raise _Failed(f"POST /jobs/batch did not answer one item per job: {resp.text[:200]}", result.status)
+        for item in items:
+            if item.get("status") != "PENDING":
+                raise _Failed(f"POST /jobs/batch item {item} is not PENDING", result.status)
+            ended = finished(str(item.get("job_id")))
+            if ended.get("status") != "COMPLETE":
+                raise _Failed(f"batch job {item.get('job_id')} ended {ended.get('status')}", result.status)
+        step(f"POST /jobs/batch -> 202, its {len(items)} jobs COMPLETE after {elapsed():.1f}s")
     except _Failed as failed:
         result.elapsed_seconds = elapsed()
         result.verdict = f"SMOKE FAILED: {failed.reason}"
@@ -177,8 +201,8 @@ def run_smoke(
     result.ok = True
     result.elapsed_seconds = elapsed()
     result.verdict = (
-        f"SMOKE PASSED: job {result.job_id} COMPLETE in {result.elapsed_seconds:.1f}s, "
-        "listed by GET /jobs, result content checked"
+        f"SMOKE PASSED: job {result.job_id} COMPLETE, listed by GET /jobs, result content checked; "
+        f"a batch of 2 COMPLETE; {result.elapsed_seconds:.1f}s in all"
     )
     return result
 

@@ -20,9 +20,10 @@ TOKEN = "header.payload.signature"
 
 
 class FakeJobApi:
-    """The seed's contract: POST /job, GET /job?job_id=, GET /jobs, and a result URL.
+    """The seed's contract: POST /job, GET /job?job_id=, GET /jobs, and a result URL; POST /jobs/batch.
 
-    ``mode`` changes one behaviour: ok | failed | stuck | unlisted | wrong-result | unauthorized.
+    ``mode`` changes one behaviour: ok | failed | stuck | unlisted | wrong-result | unauthorized |
+    no-batch (POST /jobs/batch is not there).
     A job moves PENDING -> PROCESSING -> terminal over successive GETs.
     """
 
@@ -52,13 +53,22 @@ class FakeJobApi:
                     return False
                 return True
 
+            def _create(self, body: dict) -> dict:
+                job_id = f"job-{len(api.jobs) + 1}"
+                api.jobs[job_id] = {**body, "job_id": job_id, "status": "PENDING", "polls": 0}
+                return {"job_id": job_id, "status": "PENDING"}
+
             def do_POST(self):
                 if not self._authorized():
                     return
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                job_id = f"job-{len(api.jobs) + 1}"
-                api.jobs[job_id] = {**body, "job_id": job_id, "status": "PENDING", "polls": 0}
-                self._send(202, {"job_id": job_id, "status": "PENDING"})
+                if urlparse(self.path).path == "/dev/jobs/batch":
+                    if api.mode == "no-batch":
+                        self._send(404, {"error": "route_not_found", "message": "no route"})
+                        return
+                    self._send(202, {"jobs": [self._create(job) for job in body["jobs"]]})
+                    return
+                self._send(202, self._create(body))
 
             def do_GET(self):
                 url = urlparse(self.path)
@@ -121,7 +131,11 @@ def test_smoke_passes_through_the_whole_flow(fake_api):
     seen: list[str] = []
     result = run_smoke(fake_api.api_url, TOKEN, timeout=10, poll_interval=0.01, progress=lambda s, _t: seen.append(s))
     assert result.ok, result.verdict
-    assert result.verdict.startswith(f"SMOKE PASSED: job {result.job_id} COMPLETE in ")
+    assert result.verdict.startswith(f"SMOKE PASSED: job {result.job_id} COMPLETE, listed by GET /jobs")
+    assert "a batch of 2 COMPLETE" in result.verdict
+    batch_posts = [r for r in fake_api.requests if r[:2] == ("POST", "/dev/jobs/batch")]
+    assert len(batch_posts) == 1
+    assert {fake_api.jobs[j]["status"] for j in ("job-2", "job-3")} == {"COMPLETE"}
     assert result.status == "COMPLETE"
     assert seen == ["PENDING", "PENDING", "PROCESSING", "COMPLETE"]
     job = fake_api.jobs[result.job_id]
@@ -141,6 +155,7 @@ def test_smoke_passes_through_the_whole_flow(fake_api):
         ("unlisted", "SMOKE FAILED: GET /jobs does not list job job-1"),
         ("wrong-result", "SMOKE FAILED: the result of job job-1 lacks smoke-left-"),
         ("unauthorized", "SMOKE FAILED: POST /job answered 401"),
+        ("no-batch", "SMOKE FAILED: POST /jobs/batch answered 404"),
     ],
     indirect=["fake_api"],
 )
