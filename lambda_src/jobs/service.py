@@ -24,16 +24,19 @@ from jobs.errors import (
     PoisonMessage,
     TooManyRequests,
 )
-from jobs.model import Job, NewJob, PageToken, Status, iso, new_job_id, utc_now
+from jobs.model import Job, NewJob, PageToken, Status, iso, new_job_id, parse_iso, utc_now
 from jobs.quotas import Limits, Usage, admit
+from jobs.scheduling import delay_seconds, needs_schedule, schedule_name
 from jobs.settings import Settings
 from jobs.store import (
     IdempotencyClaim,
     IdempotencyKeyTaken,
     JobQueue,
+    JobScheduler,
     JobTable,
     QuotaChanged,
     ResultBucket,
+    ScheduleNotFound,
     TransactionCancelled,
 )
 
@@ -43,6 +46,10 @@ ERROR_MAX_CHARS = 1000
 # Charges written against a counter that changed since it was read, before giving up (each
 # retry follows another request's write to the same counter).
 QUOTA_ATTEMPTS = 5
+
+
+class NoScheduler(Exception):
+    """A job needs a schedule and the service was built without a scheduler."""
 
 
 @dataclass(frozen=True)
@@ -61,11 +68,19 @@ class Page:
 class JobService:
     """What the API may do with a caller's jobs."""
 
-    def __init__(self, settings: Settings, table: JobTable, results: ResultBucket, queue: JobQueue) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        table: JobTable,
+        results: ResultBucket,
+        queue: JobQueue,
+        scheduler: JobScheduler | None = None,
+    ) -> None:
         self.settings = settings
         self.table = table
         self.results = results
         self.queue = queue
+        self.scheduler = scheduler  # None: a job that needs a schedule cannot be submitted (503)
 
     def submit(
         self, owner_id: str, body: str | None, idempotency_key: str | None, limits: Limits | None = None
@@ -74,9 +89,9 @@ class JobService:
 
         ``limits``: the caller's (their tier's); the environment's defaults if not given.
         """
-        request = NewJob.from_body(body, action_formats())
-        limits = limits or self.settings.quota_defaults
         now = utc_now()
+        request = NewJob.from_body(body, action_formats(), now, self.settings.max_schedule_days)
+        limits = limits or self.settings.quota_defaults
         job = self._new_job(owner_id, request, now)
         claim = IdempotencyClaim(owner_id, idempotency_key, request.fingerprint()) if idempotency_key else None
         usage = self.table.usage(owner_id)
@@ -106,26 +121,52 @@ class JobService:
             raise Busy("your concurrent requests conflicted too often; retry shortly")
         usage = usage.after_charge(limits, now_ms)
         try:
-            self.queue.send(job)
-        except (ClientError, BotoCoreError) as exc:
-            self._abandon(job, claim, exc)
-            raise EnqueueFailed("the job could not be queued; nothing was submitted, please retry") from exc
+            self._dispatch(job)
+        except (ClientError, BotoCoreError, NoScheduler) as exc:
+            what = "scheduled" if job.schedule_name else "queued"
+            self._abandon(job, claim, exc, f"the job could not be {what}")
+            raise EnqueueFailed(f"the job could not be {what}; nothing was submitted, please retry") from exc
         return Submitted(job, replayed=False, usage=usage)
 
+    def _dispatch(self, job: Job) -> None:
+        """Get the recorded job's message to the queue: now, after a delay, or by a schedule."""
+        if job.run_at is None:
+            self.queue.send(job)
+            return
+        due = parse_iso(job.run_at)
+        if job.schedule_name is None:
+            self.queue.send(job, delay_seconds=delay_seconds(due, utc_now()))
+            return
+        if self.scheduler is None:
+            raise NoScheduler("this service has no scheduler")
+        self.scheduler.create(job, job.schedule_name, due, self.settings.target_queue_arn())
+
     def _new_job(self, owner_id: str, request: NewJob, now: datetime) -> Job:
-        """The record of a validated request, as it is first written."""
+        """The record of a validated request, as it is first written.
+
+        A scheduled job is kept ``job_retention_days`` after its due time, not its creation.
+        """
+        job_id = new_job_id(int(now.timestamp() * 1000))
+        status, run_at, schedule, kept_from = Status.PENDING, None, None, now
+        if request.schedule is not None:
+            due = request.schedule.due
+            status, run_at, kept_from = Status.SCHEDULED, iso(due), due
+            if needs_schedule(due, now, self.settings.schedule_delay_threshold_seconds):
+                schedule = schedule_name(job_id)
         return Job(
             owner_id=owner_id,
-            job_id=new_job_id(int(now.timestamp() * 1000)),
+            job_id=job_id,
             name=request.name,
             action=request.action,
             context1=request.context1,
             context2=request.context2,
             format=request.format,
-            status=Status.PENDING,
+            status=status,
             created_at=iso(now),
             updated_at=iso(now),
-            expires_at=int((now + timedelta(days=self.settings.retention_days)).timestamp()),
+            expires_at=int((kept_from + timedelta(days=self.settings.retention_days)).timestamp()),
+            run_at=run_at,
+            schedule_name=schedule,
         )
 
     def quota(self, owner_id: str) -> Usage:
@@ -149,13 +190,13 @@ class JobService:
             raise Conflict("a request with this Idempotency-Key is in flight; retry shortly", "idempotency_in_flight")
         return Submitted(original, replayed=True, usage=usage)
 
-    def _abandon(self, job: Job, claim: IdempotencyClaim | None, cause: Exception) -> None:
+    def _abandon(
+        self, job: Job, claim: IdempotencyClaim | None, cause: Exception, error: str = "the job could not be queued"
+    ) -> None:
         """The record exists but nothing will process it: mark it FAILED and free the key."""
         now = utc_now()
         try:
-            self.table.fail(
-                job.owner_id, job.job_id, None, "the job could not be queued", iso(now), int(now.timestamp())
-            )
+            self.table.fail(job.owner_id, job.job_id, None, error, iso(now), int(now.timestamp()))
             if claim is not None:
                 self.table.release_idempotency(claim, job.job_id)
         except (ClientError, BotoCoreError):
@@ -186,13 +227,30 @@ class JobService:
                 raise
             raise Busy("the job changed concurrently too often; retry shortly") from cancelled
         if cancelled is not None:
+            if cancelled.schedule_name:
+                self._unschedule(cancelled)
             return cancelled
         current = self.table.get(owner_id, job_id)
         if current is None:
             raise JobNotFound(f"no job {job_id}")
         raise Conflict(
-            f"job {job_id} is {current.status.value}; only a PENDING job can be cancelled", "not_cancellable"
+            f"job {job_id} is {current.status.value}; only a PENDING or SCHEDULED job can be cancelled",
+            "not_cancellable",
         )
+
+    def _unschedule(self, job: Job) -> None:
+        """Delete a cancelled job's schedule. Not surfaced when it fails: a message it still
+        sends is acknowledged without running the job (it is CANCELLED)."""
+        assert job.schedule_name is not None
+        if self.scheduler is None:
+            log.warning("no scheduler configured: schedule %s of cancelled job %s stays", job.schedule_name, job.job_id)
+            return
+        try:
+            self.scheduler.delete(job.schedule_name)
+        except ScheduleNotFound:
+            pass  # it fired already (its message is acknowledged unrun), or was deleted
+        except (ClientError, BotoCoreError):
+            log.exception("could not delete schedule %s of cancelled job %s", job.schedule_name, job.job_id)
 
 
 # ------------------------------------------------------------------------------------------
