@@ -47,8 +47,20 @@ LAMBDA_SERVICE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "AKIAEMBEDDEDLAMBDA01",
     "AWS_SECRET_ACCESS_KEY": "embedded-backend-lambda-service",
 }
+# The identity the local runtime acts as when it fires a due schedule, as EventBridge Scheduler
+# does on AWS: assume the schedule's role (trusted by `scheduler.amazonaws.com`), then send
+# the target's input as that role. Allowed sts:AssumeRole and nothing else.
+SCHEDULER_SERVICE_PRINCIPAL = "scheduler.amazonaws.com"
+SCHEDULER_SERVICE_USER = "embedded-scheduler-service"
+SCHEDULER_SERVICE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "AKIAEMBEDDEDSCHED001",
+    "AWS_SECRET_ACCESS_KEY": "embedded-backend-scheduler-service",
+}
 # Service principal -> the IAM user that stands for that service on the embedded backend.
-SERVICE_USERS = {LAMBDA_SERVICE_PRINCIPAL: LAMBDA_SERVICE_USER}
+SERVICE_USERS = {
+    LAMBDA_SERVICE_PRINCIPAL: LAMBDA_SERVICE_USER,
+    SCHEDULER_SERVICE_PRINCIPAL: SCHEDULER_SERVICE_USER,
+}
 
 
 # --------------------------------------------------------------------------------------
@@ -425,6 +437,32 @@ def patch_dynamodb_atomic_requests() -> None:
             setattr(DynamoHandler, name, locked(member))
 
 
+def patch_scheduler_atomic_requests() -> None:
+    """Serialise EventBridge Scheduler requests, as the service's own consistency does.
+
+    moto keeps a group's schedules in a dict that ListSchedules iterates while another thread's
+    CreateSchedule or DeleteSchedule may change it ("dictionary changed size during
+    iteration"); the local runtime lists every second while the api creates and deletes.
+    """
+    import functools
+
+    from moto.scheduler.responses import EventBridgeSchedulerResponse
+
+    lock = threading.RLock()
+
+    def locked(operation: Any) -> Any:
+        @functools.wraps(operation)
+        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return operation(self, *args, **kwargs)
+
+        return run
+
+    for name, member in list(vars(EventBridgeSchedulerResponse).items()):
+        if not name.startswith("_") and inspect.isfunction(member):
+            setattr(EventBridgeSchedulerResponse, name, locked(member))
+
+
 class _NoTableCopies(dict[str, Any]):
     """``self.tables`` as moto's transact_write_items sees it: no table is "in" it, so moto takes
     no copy of whole tables to roll back with (``patch_dynamodb_item_level_transactions``)."""
@@ -508,6 +546,7 @@ def bootstrap_identities() -> None:
     for user, policy, credentials in (
         (ADMIN_USER, _policy("*"), ADMIN_CREDENTIALS),
         (LAMBDA_SERVICE_USER, _policy("sts:AssumeRole"), LAMBDA_SERVICE_CREDENTIALS),
+        (SCHEDULER_SERVICE_USER, _policy("sts:AssumeRole"), SCHEDULER_SERVICE_CREDENTIALS),
     ):
         iam.create_user(REGION, user)
         iam.put_user_policy(user, "embedded-backend", policy)
@@ -529,10 +568,13 @@ def patch_iam_enforcement() -> None:
       that service here (``SERVICE_USERS``), so only the local runtime, acting as Lambda,
       can assume an execution role, as only Lambda can on AWS.
     - SQS batch requests are authorized as their single-message actions, as on AWS.
-    - moto authorizes DynamoDB and CloudWatch Logs requests against ``*``, so a policy naming
-      the table or the log group denied what AWS allows: here each request is checked
-      against the ARNs AWS checks (table, index, every table of a batch or transaction with
-      the per-item action; log group / log stream).
+    - moto authorizes DynamoDB, CloudWatch Logs and EventBridge Scheduler requests against
+      ``*``, so a policy naming the table, the log group or the schedule group denied what AWS
+      allows: here each request is checked against the ARNs AWS checks (table, index, every
+      table of a batch or transaction with the per-item action; log group / log stream;
+      schedule ``schedule/<group>/<name>`` or schedule group).
+    - moto's CreateSchedule/UpdateSchedule never check ``iam:PassRole`` of the target's role,
+      which AWS requires of the caller: here they do (against the role's ARN).
     """
     from moto import settings
     from moto.core.authorization import ActionAuthenticatorMixin
@@ -549,6 +591,7 @@ def patch_iam_enforcement() -> None:
             )
 
     from moto.logs.responses import LogsResponse
+    from moto.scheduler.responses import EventBridgeSchedulerResponse
 
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
 
@@ -586,6 +629,21 @@ def patch_iam_enforcement() -> None:
         arn = f"arn:aws:logs:{self.region}:{self.current_account}:log-group:{group}"
         stream = self._get_param("logStreamName")
         return f"{arn}:log-stream:{stream}" if stream else f"{arn}:*"
+
+    class PassRoleRequest(IAMRequest):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._action = "iam:PassRole"
+
+    def scheduler_resource(self: Any) -> str:
+        action = self._get_action()
+        path = urllib.parse.unquote(self.uri.split("?")[0])
+        if action in ("CreateSchedule", "UpdateSchedule"):
+            role = (self._get_param("Target") or {}).get("RoleArn")
+            if role:
+                self._authenticate_and_authorize_action(PassRoleRequest, role)
+        arn, resource = scheduler_arn(action, path, self._get_param, self.region, self.current_account)
+        return arn if resource else "*"
 
     request_cls: Any = IAMRequest
     original_check = request_cls.check_action_permitted
@@ -685,6 +743,24 @@ def patch_iam_enforcement() -> None:
     handler._authenticate_and_authorize_normal_action = dynamodb_authorize
     logs: Any = LogsResponse
     logs._determine_resource = logs_resource
+    scheduler: Any = EventBridgeSchedulerResponse
+    scheduler._determine_resource = scheduler_resource
+
+
+def scheduler_arn(action: str, path: str, param: Any, region: str, account: str) -> tuple[str, bool]:
+    """(ARN, whether the action has a resource) that AWS authorizes an EventBridge Scheduler
+    request against; ``path`` is the unquoted request path, ``param`` reads a parameter."""
+    base = f"arn:aws:scheduler:{region}:{account}"
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    if action in ("CreateSchedule", "UpdateSchedule"):
+        return f"{base}:schedule/{param('GroupName') or 'default'}/{last}", True
+    if action in ("GetSchedule", "DeleteSchedule"):
+        return f"{base}:schedule/{param('groupName') or 'default'}/{last}", True
+    if action in ("CreateScheduleGroup", "GetScheduleGroup", "DeleteScheduleGroup"):
+        return f"{base}:schedule-group/{last}", True
+    if "/tags/" in path:
+        return path.split("/tags/", 1)[1], True
+    return "*", False  # ListSchedules, ListScheduleGroups
 
 
 # REST services whose errors are JSON even on a request without a JSON body (a GET).
@@ -803,6 +879,7 @@ PATCHES = (
     patch_request_counts,
     patch_dynamodb_partitioned_query,
     patch_apigateway_update_method,
+    patch_scheduler_atomic_requests,
 )
 
 
