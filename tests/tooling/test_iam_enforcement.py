@@ -309,7 +309,7 @@ def test_schedules_are_checked_against_their_group_and_need_pass_role(
     group, other = f"jobs-{unique}", f"other-{unique}"
     for name in (group, other):
         scheduler.create_schedule_group(Name=name)
-    queue = access.client("sqs").create_queue(QueueName=f"q-{unique}")["QueueUrl"]
+    access.client("sqs").create_queue(QueueName=f"q-{unique}")
     queue_arn = f"arn:aws:sqs:us-east-1:{ACCOUNT}:q-{unique}"
     target_role = _role(
         access,
