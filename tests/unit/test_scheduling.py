@@ -304,3 +304,53 @@ def test_scheduled_jobs_are_listed_by_status(stack: Stack) -> None:
     resp = call_api(api_event("GET", "/jobs", query={"status": "scheduled"}))
     assert resp.status == 200 and [j["job_id"] for j in resp.body] == [job_id]
     assert resp.body[0]["run_at"]
+
+
+# ---- settings ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "JOBS_QUEUE_ARN",
+        "JOBS_DLQ_ARN",
+        "SCHEDULE_GROUP_NAME",
+        "SCHEDULER_ROLE_ARN",
+        "MAX_SCHEDULE_DAYS",
+        "SCHEDULE_DELAY_THRESHOLD_SECONDS",
+    ],
+)
+def test_a_missing_scheduling_setting_is_named(name: str) -> None:
+    from jobs.settings import Settings, SettingsError
+    from tests.unit.conftest import ENV
+
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({k: v for k, v in ENV.items() if k != name})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MAX_SCHEDULE_DAYS", "0"),
+        ("MAX_SCHEDULE_DAYS", "366"),
+        ("MAX_SCHEDULE_DAYS", "a week"),
+        ("SCHEDULE_DELAY_THRESHOLD_SECONDS", "-1"),
+        ("SCHEDULE_DELAY_THRESHOLD_SECONDS", "901"),
+        ("SCHEDULE_DELAY_THRESHOLD_SECONDS", "1.5"),
+    ],
+)
+def test_a_scheduling_setting_out_of_range_is_named(name: str, value: str) -> None:
+    from jobs.settings import Settings, SettingsError
+    from tests.unit.conftest import ENV
+
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({**ENV, name: value})
+
+
+def test_scheduling_settings_are_read() -> None:
+    from jobs.settings import Settings
+    from tests.unit.conftest import ENV
+
+    s = Settings.from_env({**ENV, "SCHEDULE_DELAY_THRESHOLD_SECONDS": "0"})
+    assert (s.max_schedule_days, s.schedule_delay_threshold_seconds) == (MAX_SCHEDULE_DAYS, 0)
+    assert s.target_queue_arn() == QUEUE_ARN and s.scheduler_role_arn == SCHEDULER_ROLE and s.dlq_arn == DLQ_ARN
