@@ -130,6 +130,29 @@ def patch_sqs_queue_scans() -> None:
     backend_cls.is_message_valid_based_on_retention_period = retention_ok
 
 
+def patch_sqs_delayed_wakeup() -> None:
+    """Wake a long poll when a delayed (or invisible) message becomes visible, as SQS does.
+
+    moto's ReceiveMessage long poll waits on a condition that only a new message notifies,
+    re-checking once a second: a message sent with ``DelaySeconds`` (a scheduled job due
+    within 15 minutes) was returned up to a second after it became visible. Here the wait
+    ends when the next delayed or in-flight message of the queue is due, if that is sooner.
+    """
+    from moto.sqs import models as sqs_models
+
+    queue_cls: Any = sqs_models.Queue
+    now_ms = sqs_models.unix_time_millis
+
+    def wait_for_messages(self: Any, timeout: int) -> None:
+        with self._messages_lock:
+            now = now_ms()
+            due = [t for m in self._messages for t in (m.delayed_until, m.visible_at) if t and t > now]
+            wait = min(float(timeout), (min(due) - now) / 1000.0 + 0.001) if due else float(timeout)
+            self._messages_lock.wait_for(lambda: self.messages, timeout=max(wait, 0.0))
+
+    queue_cls.wait_for_messages = wait_for_messages
+
+
 def patch_sqs_redrive_policy() -> None:
     """Return an SQS RedrivePolicy in the compact JSON form it was written in.
 
@@ -872,6 +895,7 @@ PATCHES = (
     patch_dynamodb_atomic_requests,
     patch_dynamodb_item_level_transactions,
     patch_sqs_queue_scans,
+    patch_sqs_delayed_wakeup,
     patch_sqs_redrive_policy,
     patch_sqs_redrive_allow_policy,
     patch_lambda_logging_config,

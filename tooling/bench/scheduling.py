@@ -3,9 +3,11 @@
 Jobs are submitted through the front, due a few seconds after the SQS-delay threshold of the
 deployed stack when that is short (so each goes through a real EventBridge Scheduler schedule
 that the local runtime fires), otherwise a few seconds ahead with ``delay_seconds`` (an SQS
-message delay). Their due times are spread over a few seconds so the firer's re-listing and
-the poller's long polls meet them at every phase. A job must never start before its
-``run_at``: the figure counts any that did.
+message delay). Their due times are whole seconds (what ``at(...)`` takes; a ``run_at`` with
+a fraction fires at the next whole second) spread over a few seconds, so the firer's
+re-listing and the poller's long polls meet them at every phase. A job must never start
+before its ``run_at``: the figure counts any that did. The figure includes the worker
+mapping's batching window (the poller waits that long for a fuller batch), as on AWS.
 
 Run with ``--var schedule_delay_threshold_seconds=2`` to measure the schedule path (the
 bench's stack otherwise keeps local.tfvars' 900 s and measures the SQS-delay path).
@@ -28,7 +30,7 @@ from tooling.bench.stats import summary_ms
 Out = Callable[[str], None]
 SCHEDULE_PATH_MAX_THRESHOLD_S = 30  # beyond this the measurement would wait too long for a schedule
 LEAD_S = 3  # seconds past the threshold (or from now) of the first due time
-SPREAD_S = 4.0  # due times spread over this many seconds
+SPREAD_S = 5  # due times spread over this many whole seconds
 
 
 def measure(api_url: str, clients: list[Client], threshold_s: int, jobs: int, out: Out) -> dict[str, Any]:
@@ -40,9 +42,9 @@ def measure(api_url: str, clients: list[Client], threshold_s: int, jobs: int, ou
     for i in range(jobs):
         client = clients[i % len(clients)]
         body: dict[str, Any] = {**JOB_BODY, "name": f"bench-schedule-{i}"}
-        due = base + SPREAD_S * i / max(jobs, 1)
+        due = base + i * SPREAD_S // max(jobs, 1)
         if via_schedule:
-            body["run_at"] = datetime.fromtimestamp(due, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            body["run_at"] = datetime.fromtimestamp(due, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         else:
             body["delay_seconds"] = max(1, round(due - time.time()))
         resp = http.post(f"{api_url}/job", json=body, headers={"Authorization": client.token}, timeout=30)
