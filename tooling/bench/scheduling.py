@@ -6,8 +6,8 @@ that the local runtime fires), otherwise a few seconds ahead with ``delay_second
 message delay). Their due times are whole seconds (what ``at(...)`` takes; a ``run_at`` with
 a fraction fires at the next whole second) spread over a few seconds, so the firer's
 re-listing and the poller's long polls meet them at every phase. A job must never start
-before its ``run_at``: the figure counts any that did. The figure includes the worker
-mapping's batching window (the poller waits that long for a fuller batch), as on AWS.
+before its ``run_at``: the figure counts any that did. The figure includes what the poller
+spends gathering a batch (up to the mapping's batching window) and the worker's claim.
 
 Run with ``--var schedule_delay_threshold_seconds=2`` to measure the schedule path (the
 bench's stack otherwise keeps local.tfvars' 900 s and measures the SQS-delay path).
