@@ -205,8 +205,8 @@ class ScheduleFirer:
                     self._problem(f"could not delete fired schedule {due.key[1]}: {exc}")
             except BotoCoreError as exc:
                 self._problem(f"could not delete fired schedule {due.key[1]}: {exc}")
-            self._known.discard(due.key)
-        # else: kept in _known, so a one-time schedule fires once
+        # Kept in _known until a listing no longer shows it: a one-time schedule fires once, even
+        # when deleting it failed or it is kept (ActionAfterCompletion NONE).
 
     def _send(self, role_arn: str, session: str, queue_arn: str, body: str) -> None:
         match = _SQS_ARN.match(queue_arn)
