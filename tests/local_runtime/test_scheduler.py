@@ -165,3 +165,111 @@ def test_a_schedule_kept_after_completion_fires_once(stack: Stack, runtime: Loca
     time.sleep(2.5)  # two more listings
     assert _receive(stack, url, wait=1) == []
     assert f"keep-{unique}" in _names(stack)
+
+
+# ---- the firer alone, on fakes (no backend): deterministic edge cases --------------------------
+
+
+class _FakeScheduler:
+    def __init__(self, schedules: dict[str, dict[str, Any]], fail_delete: bool = False) -> None:
+        self.schedules = schedules
+        self.fail_delete = fail_delete
+        self.deletes = 0
+
+    def list_schedule_groups(self, **_: Any) -> dict[str, Any]:
+        return {"ScheduleGroups": [{"Name": "g"}]}
+
+    def list_schedules(self, GroupName: str, **_: Any) -> dict[str, Any]:
+        return {"Schedules": [{"Name": n, "GroupName": "g", "State": "ENABLED"} for n in self.schedules]}
+
+    def get_schedule(self, Name: str, GroupName: str) -> dict[str, Any]:
+        return self.schedules[Name]
+
+    def delete_schedule(self, Name: str, GroupName: str) -> None:
+        from botocore.exceptions import EndpointConnectionError
+
+        self.deletes += 1
+        if self.fail_delete:
+            raise EndpointConnectionError(endpoint_url="http://backend")
+        del self.schedules[Name]
+
+
+class _FakeSqs:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def get_queue_url(self, QueueName: str, QueueOwnerAWSAccountId: str) -> dict[str, str]:
+        return {"QueueUrl": f"http://q/{QueueOwnerAWSAccountId}/{QueueName}"}
+
+    def send_message(self, QueueUrl: str, MessageBody: str) -> None:
+        self.sent.append((QueueUrl, MessageBody))
+
+
+class _FakeBackend:
+    def __init__(self, scheduler: _FakeScheduler, sqs: _FakeSqs) -> None:
+        self.clients = {"scheduler": scheduler, "sqs": sqs}
+
+    def client(self, service: str) -> Any:
+        return self.clients[service]
+
+
+class _FakeRoles:
+    def __init__(self, sqs: _FakeSqs) -> None:
+        self.sqs = sqs
+        self.roles: list[str] = []
+
+    def client(self, role_arn: str, session: str, service: str) -> Any:
+        self.roles.append(role_arn)
+        return self.sqs
+
+
+class _Logs:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def say(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def _firer(schedules: dict[str, dict[str, Any]], fail_delete: bool = False) -> tuple[Any, _FakeScheduler, _FakeSqs]:
+    from tooling.local_runtime.scheduler import ScheduleFirer
+
+    scheduler, sqs = _FakeScheduler(schedules, fail_delete), _FakeSqs()
+    firer = ScheduleFirer(_FakeBackend(scheduler, sqs), _FakeRoles(sqs), _Logs(), interval=0.2)  # type: ignore[arg-type]
+    return firer, scheduler, sqs
+
+
+def _one_time(at: float, after: str = "DELETE") -> dict[str, Any]:
+    when = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return {
+        "ScheduleExpression": f"at({when})",
+        "ScheduleExpressionTimezone": "UTC",
+        "State": "ENABLED",
+        "ActionAfterCompletion": after,
+        "Target": {"Arn": f"arn:aws:sqs:us-east-1:{ACCOUNT}:jobs", "RoleArn": "arn:aws:iam::1:role/r", "Input": "m"},
+    }
+
+
+def test_a_schedule_whose_delete_fails_is_not_fired_twice() -> None:
+    firer, scheduler, sqs = _firer({"job-1": _one_time(time.time() - 1)}, fail_delete=True)
+    firer.start()
+    try:
+        time.sleep(1.2)  # several listings after the firing
+    finally:
+        firer.stop()
+    assert sqs.sent == [(f"http://q/{ACCOUNT}/jobs", "m")]
+    assert scheduler.deletes == 1 and "job-1" in scheduler.schedules
+
+
+def test_rate_and_cron_schedules_are_noted_once_and_not_fired() -> None:
+    recurring = {**_one_time(time.time()), "ScheduleExpression": "rate(1 minute)"}
+    firer, _, sqs = _firer({"every-minute": recurring})
+    firer.start()
+    try:
+        time.sleep(0.8)
+    finally:
+        firer.stop()
+    assert sqs.sent == []
+    assert [line for line in firer._logs.lines if "every-minute" in line] == [
+        "schedule every-minute: rate(1 minute) is not fired here"
+    ]
