@@ -202,7 +202,10 @@ def demo(c: Context, timeout: int = 120) -> None:
         "listing_items": "other users' jobs to seed before the second GET /jobs measurement (default 100000)",
         "skip_listing": "skip the GET /jobs measurement (and its seeding)",
         "cold_runs": "fresh-process imports per cold start variant; the median is reported (default 7)",
-        "quick": "a short run: 100 jobs, 10,000 listing items, 3 cold start runs (explicit flags still win)",
+        "quick": "a short run: 100 jobs, 10,000 listing items, 3 cold start runs, 10 scheduled jobs "
+        "(explicit flags still win)",
+        "schedule_jobs": "scheduled jobs whose start is measured against their run_at (default 20; 0 skips); "
+        "with --var schedule_delay_threshold_seconds=2 they go through EventBridge Scheduler schedules",
         "var": "NAME=VALUE: a Terraform variable of the bench's stack over environments/local.tfvars "
         "(repeatable, e.g. --var worker_batch_size=1); docs/tuning.md",
     },
@@ -219,6 +222,7 @@ def bench(
     cold_runs: int = 0,
     quick: bool = False,
     var: list[str] | None = None,
+    schedule_jobs: int = -1,
 ) -> None:
     """Benchmark the local stack against a raw-boto3 floor: throughput, latency, listing, cold start, cost.
 
@@ -236,5 +240,6 @@ def bench(
         cold_runs=cold_runs,
         quick=quick,
         var=var,
+        schedule_jobs=schedule_jobs,
     )
     bench_mod.run(config)

@@ -35,6 +35,14 @@ module "queue" {
   message_retention_seconds = var.queue_message_retention_seconds
 }
 
+module "scheduling" {
+  source = "./modules/scheduling"
+
+  name_prefix           = local.name_prefix
+  target_queue_arns     = [module.queue.queue_arn]
+  dead_letter_queue_arn = module.queue.dlq_arn
+}
+
 module "compute" {
   source = "./modules/compute"
 
@@ -63,6 +71,13 @@ module "compute" {
   bucket_arn       = module.storage.bucket_arn
   queue_url        = module.queue.queue_url
   queue_arn        = module.queue.queue_arn
+  dlq_arn          = module.queue.dlq_arn
+
+  schedule_group_name              = module.scheduling.schedule_group_name
+  schedules_arn_pattern            = module.scheduling.schedules_arn_pattern
+  scheduler_role_arn               = module.scheduling.scheduler_role_arn
+  max_schedule_days                = var.max_schedule_days
+  schedule_delay_threshold_seconds = var.schedule_delay_threshold_seconds
 
   allowed_client_id      = module.identity.app_client_id
   cors_allowed_origins   = var.cors_allowed_origins

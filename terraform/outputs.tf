@@ -127,3 +127,13 @@ output "dashboard_name" {
   description = "CloudWatch dashboard of the stack."
   value       = module.monitoring.dashboard_name
 }
+
+output "schedule_group_name" {
+  description = "EventBridge Scheduler group of the jobs' one-time schedules (jobs due beyond the SQS delay threshold)."
+  value       = module.scheduling.schedule_group_name
+}
+
+output "scheduler_role_arn" {
+  description = "Role the jobs' schedules act as (may only send to the job queues and the DLQ)."
+  value       = module.scheduling.scheduler_role_arn
+}

@@ -35,6 +35,7 @@ provider "aws" {
       kms            = endpoints.value
       lambda         = endpoints.value
       s3             = endpoints.value
+      scheduler      = endpoints.value
       sns            = endpoints.value
       sqs            = endpoints.value
       sts            = endpoints.value

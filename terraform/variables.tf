@@ -347,3 +347,27 @@ variable "oldest_message_age_alarm_seconds" {
   type        = number
   default     = 900
 }
+
+# --- scheduled jobs (README "Flow control") ------------------------------------------------
+
+variable "max_schedule_days" {
+  description = "How far ahead a job may be scheduled (run_at / delay_seconds), in days."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.max_schedule_days >= 1 && var.max_schedule_days <= 365 && floor(var.max_schedule_days) == var.max_schedule_days
+    error_message = "max_schedule_days must be a whole number from 1 to 365."
+  }
+}
+
+variable "schedule_delay_threshold_seconds" {
+  description = "Jobs due at most this many seconds ahead are sent with an SQS message delay; later ones get an EventBridge Scheduler one-time schedule. 900 (SQS's maximum) outside tests."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.schedule_delay_threshold_seconds >= 0 && var.schedule_delay_threshold_seconds <= 900 && floor(var.schedule_delay_threshold_seconds) == var.schedule_delay_threshold_seconds
+    error_message = "schedule_delay_threshold_seconds must be a whole number from 0 to 900 (SQS's maximum DelaySeconds)."
+  }
+}

@@ -47,8 +47,20 @@ LAMBDA_SERVICE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "AKIAEMBEDDEDLAMBDA01",
     "AWS_SECRET_ACCESS_KEY": "embedded-backend-lambda-service",
 }
+# The identity the local runtime acts as when it fires a due schedule, as EventBridge Scheduler
+# does on AWS: assume the schedule's role (trusted by `scheduler.amazonaws.com`), then send
+# the target's input as that role. Allowed sts:AssumeRole and nothing else.
+SCHEDULER_SERVICE_PRINCIPAL = "scheduler.amazonaws.com"
+SCHEDULER_SERVICE_USER = "embedded-scheduler-service"
+SCHEDULER_SERVICE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "AKIAEMBEDDEDSCHED001",
+    "AWS_SECRET_ACCESS_KEY": "embedded-backend-scheduler-service",
+}
 # Service principal -> the IAM user that stands for that service on the embedded backend.
-SERVICE_USERS = {LAMBDA_SERVICE_PRINCIPAL: LAMBDA_SERVICE_USER}
+SERVICE_USERS = {
+    LAMBDA_SERVICE_PRINCIPAL: LAMBDA_SERVICE_USER,
+    SCHEDULER_SERVICE_PRINCIPAL: SCHEDULER_SERVICE_USER,
+}
 
 
 # --------------------------------------------------------------------------------------
@@ -116,6 +128,29 @@ def patch_sqs_queue_scans() -> None:
     queue_cls.approximate_number_of_messages_delayed = property(delayed)
     queue_cls.approximate_number_of_messages_not_visible = property(not_visible)
     backend_cls.is_message_valid_based_on_retention_period = retention_ok
+
+
+def patch_sqs_delayed_wakeup() -> None:
+    """Wake a long poll when a delayed (or invisible) message becomes visible, as SQS does.
+
+    moto's ReceiveMessage long poll waits on a condition that only a new message notifies,
+    re-checking once a second: a message sent with ``DelaySeconds`` (a scheduled job due
+    within 15 minutes) was returned up to a second after it became visible. Here the wait
+    ends when the next delayed or in-flight message of the queue is due, if that is sooner.
+    """
+    from moto.sqs import models as sqs_models
+
+    queue_cls: Any = sqs_models.Queue
+    now_ms = sqs_models.unix_time_millis
+
+    def wait_for_messages(self: Any, timeout: int) -> None:
+        with self._messages_lock:
+            now = now_ms()
+            due = [t for m in self._messages for t in (m.delayed_until, m.visible_at) if t and t > now]
+            wait = min(float(timeout), (min(due) - now) / 1000.0 + 0.001) if due else float(timeout)
+            self._messages_lock.wait_for(lambda: self.messages, timeout=max(wait, 0.0))
+
+    queue_cls.wait_for_messages = wait_for_messages
 
 
 def patch_sqs_redrive_policy() -> None:
@@ -425,6 +460,32 @@ def patch_dynamodb_atomic_requests() -> None:
             setattr(DynamoHandler, name, locked(member))
 
 
+def patch_scheduler_atomic_requests() -> None:
+    """Serialise EventBridge Scheduler requests, as the service's own consistency does.
+
+    moto keeps a group's schedules in a dict that ListSchedules iterates while another thread's
+    CreateSchedule or DeleteSchedule may change it ("dictionary changed size during
+    iteration"); the local runtime lists every second while the api creates and deletes.
+    """
+    import functools
+
+    from moto.scheduler.responses import EventBridgeSchedulerResponse
+
+    lock = threading.RLock()
+
+    def locked(operation: Any) -> Any:
+        @functools.wraps(operation)
+        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return operation(self, *args, **kwargs)
+
+        return run
+
+    for name, member in list(vars(EventBridgeSchedulerResponse).items()):
+        if not name.startswith("_") and inspect.isfunction(member):
+            setattr(EventBridgeSchedulerResponse, name, locked(member))
+
+
 class _NoTableCopies(dict[str, Any]):
     """``self.tables`` as moto's transact_write_items sees it: no table is "in" it, so moto takes
     no copy of whole tables to roll back with (``patch_dynamodb_item_level_transactions``)."""
@@ -508,6 +569,7 @@ def bootstrap_identities() -> None:
     for user, policy, credentials in (
         (ADMIN_USER, _policy("*"), ADMIN_CREDENTIALS),
         (LAMBDA_SERVICE_USER, _policy("sts:AssumeRole"), LAMBDA_SERVICE_CREDENTIALS),
+        (SCHEDULER_SERVICE_USER, _policy("sts:AssumeRole"), SCHEDULER_SERVICE_CREDENTIALS),
     ):
         iam.create_user(REGION, user)
         iam.put_user_policy(user, "embedded-backend", policy)
@@ -529,10 +591,13 @@ def patch_iam_enforcement() -> None:
       that service here (``SERVICE_USERS``), so only the local runtime, acting as Lambda,
       can assume an execution role, as only Lambda can on AWS.
     - SQS batch requests are authorized as their single-message actions, as on AWS.
-    - moto authorizes DynamoDB and CloudWatch Logs requests against ``*``, so a policy naming
-      the table or the log group denied what AWS allows: here each request is checked
-      against the ARNs AWS checks (table, index, every table of a batch or transaction with
-      the per-item action; log group / log stream).
+    - moto authorizes DynamoDB, CloudWatch Logs and EventBridge Scheduler requests against
+      ``*``, so a policy naming the table, the log group or the schedule group denied what AWS
+      allows: here each request is checked against the ARNs AWS checks (table, index, every
+      table of a batch or transaction with the per-item action; log group / log stream;
+      schedule ``schedule/<group>/<name>`` or schedule group).
+    - moto's CreateSchedule/UpdateSchedule never check ``iam:PassRole`` of the target's role,
+      which AWS requires of the caller: here they do (against the role's ARN).
     """
     from moto import settings
     from moto.core.authorization import ActionAuthenticatorMixin
@@ -549,6 +614,7 @@ def patch_iam_enforcement() -> None:
             )
 
     from moto.logs.responses import LogsResponse
+    from moto.scheduler.responses import EventBridgeSchedulerResponse
 
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
 
@@ -586,6 +652,21 @@ def patch_iam_enforcement() -> None:
         arn = f"arn:aws:logs:{self.region}:{self.current_account}:log-group:{group}"
         stream = self._get_param("logStreamName")
         return f"{arn}:log-stream:{stream}" if stream else f"{arn}:*"
+
+    class PassRoleRequest(IAMRequest):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._action = "iam:PassRole"
+
+    def scheduler_resource(self: Any) -> str:
+        action = self._get_action()
+        path = urllib.parse.unquote(self.uri.split("?")[0])
+        if action in ("CreateSchedule", "UpdateSchedule"):
+            role = (self._get_param("Target") or {}).get("RoleArn")
+            if role:
+                self._authenticate_and_authorize_action(PassRoleRequest, role)
+        arn, resource = scheduler_arn(action, path, self._get_param, self.region, self.current_account)
+        return arn if resource else "*"
 
     request_cls: Any = IAMRequest
     original_check = request_cls.check_action_permitted
@@ -685,6 +766,24 @@ def patch_iam_enforcement() -> None:
     handler._authenticate_and_authorize_normal_action = dynamodb_authorize
     logs: Any = LogsResponse
     logs._determine_resource = logs_resource
+    scheduler: Any = EventBridgeSchedulerResponse
+    scheduler._determine_resource = scheduler_resource
+
+
+def scheduler_arn(action: str, path: str, param: Any, region: str, account: str) -> tuple[str, bool]:
+    """(ARN, whether the action has a resource) that AWS authorizes an EventBridge Scheduler
+    request against; ``path`` is the unquoted request path, ``param`` reads a parameter."""
+    base = f"arn:aws:scheduler:{region}:{account}"
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    if action in ("CreateSchedule", "UpdateSchedule"):
+        return f"{base}:schedule/{param('GroupName') or 'default'}/{last}", True
+    if action in ("GetSchedule", "DeleteSchedule"):
+        return f"{base}:schedule/{param('groupName') or 'default'}/{last}", True
+    if action in ("CreateScheduleGroup", "GetScheduleGroup", "DeleteScheduleGroup"):
+        return f"{base}:schedule-group/{last}", True
+    if "/tags/" in path:
+        return path.split("/tags/", 1)[1], True
+    return "*", False  # ListSchedules, ListScheduleGroups
 
 
 # REST services whose errors are JSON even on a request without a JSON body (a GET).
@@ -796,6 +895,7 @@ PATCHES = (
     patch_dynamodb_atomic_requests,
     patch_dynamodb_item_level_transactions,
     patch_sqs_queue_scans,
+    patch_sqs_delayed_wakeup,
     patch_sqs_redrive_policy,
     patch_sqs_redrive_allow_policy,
     patch_lambda_logging_config,
@@ -803,6 +903,7 @@ PATCHES = (
     patch_request_counts,
     patch_dynamodb_partitioned_query,
     patch_apigateway_update_method,
+    patch_scheduler_atomic_requests,
 )
 
 

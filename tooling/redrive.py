@@ -213,6 +213,11 @@ def decide(job: dict[str, Any] | None) -> tuple[str, str]:
         return MOVE, "already PENDING from an earlier redrive whose message was not moved yet"
     if status == "PENDING":
         return LEAVE, "job is PENDING but was never marked FAILED: check the worker's log before retrying it"
+    if status == "SCHEDULED":
+        # Only EventBridge Scheduler dead-letters a SCHEDULED job's message (the worker marks a
+        # job FAILED before its message reaches the DLQ): its schedule could not deliver it.
+        # The worker claims a SCHEDULED job as it does a PENDING one.
+        return MOVE, "SCHEDULED, its schedule could not deliver its message: sent to the queue now"
     return LEAVE, f"job is {status}: nothing to retry"
 
 

@@ -41,7 +41,13 @@ app = APIGatewayRestResolver(cors=cors)
 
 @cache
 def service() -> JobService:
-    return JobService(settings, aws.job_table(settings), aws.result_bucket(settings), aws.job_queue(settings))
+    return JobService(
+        settings,
+        aws.job_table(settings),
+        aws.result_bucket(settings),
+        aws.job_queue(settings),
+        aws.job_scheduler(settings),
+    )
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:

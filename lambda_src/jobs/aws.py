@@ -14,7 +14,7 @@ import boto3
 from botocore.config import Config
 
 from jobs.settings import Settings, get_settings
-from jobs.store import JobQueue, JobTable, ResultBucket
+from jobs.store import JobQueue, JobScheduler, JobTable, ResultBucket
 
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 8},
@@ -43,6 +43,13 @@ def result_bucket(settings: Settings | None = None) -> ResultBucket:
 
 def job_queue(settings: Settings | None = None) -> JobQueue:
     return JobQueue(client("sqs"), (settings or get_settings()).queue_url)
+
+
+def job_scheduler(settings: Settings | None = None) -> JobScheduler:
+    settings = settings or get_settings()
+    return JobScheduler(
+        client("scheduler"), settings.schedule_group_name, settings.scheduler_role_arn, settings.dlq_arn
+    )
 
 
 def reset() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from jobs.errors import InvalidBatch, ValidationError
 from jobs.formats import DEFAULT_FORMAT, ResultFormat
+from jobs.scheduling import DEFAULT_MAX_SCHEDULE_DAYS, ScheduleRequest, schedule_from
 
 NAME_MAX_CHARS = 128
 CONTEXT_MAX_BYTES = 64 * 1024  # context1 + context2, UTF-8 encoded
@@ -24,11 +25,12 @@ IDEMPOTENCY_KEY_MAX_CHARS = 128
 LIMIT_DEFAULT = 50
 LIMIT_MAX = 100
 REQUIRED_FIELDS = ("name", "action", "context1", "context2")
-OPTIONAL_FIELDS = ("format",)
+OPTIONAL_FIELDS = ("format", "run_at", "delay_seconds")
 BATCH_MAX_JOBS = 100
 
 
 class Status(StrEnum):
+    SCHEDULED = "SCHEDULED"  # waiting for its due time (run_at / delay_seconds)
     PENDING = "PENDING"
     PROCESSING = "PROCESSING"
     COMPLETE = "COMPLETE"
@@ -84,15 +86,32 @@ class NewJob:
     context1: str
     context2: str
     format: ResultFormat = DEFAULT_FORMAT
+    schedule: ScheduleRequest | None = None  # a due time in the future: the job starts SCHEDULED
 
     @classmethod
-    def from_body(cls, body: str | None, action_formats: Mapping[str, Collection[ResultFormat]]) -> NewJob:
+    def from_body(
+        cls,
+        body: str | None,
+        action_formats: Mapping[str, Collection[ResultFormat]],
+        now: datetime | None = None,
+        max_schedule_days: int = DEFAULT_MAX_SCHEDULE_DAYS,
+    ) -> NewJob:
         """Validate a body against the registered actions (name -> the formats it produces)."""
-        return cls.from_data(parse_json_object(body), action_formats)
+        return cls.from_data(parse_json_object(body), action_formats, now, max_schedule_days)
 
     @classmethod
-    def from_data(cls, data: dict[str, Any], action_formats: Mapping[str, Collection[ResultFormat]]) -> NewJob:
-        """Validate one job's fields (a POST /job body, or one item of a batch)."""
+    def from_data(
+        cls,
+        data: dict[str, Any],
+        action_formats: Mapping[str, Collection[ResultFormat]],
+        now: datetime | None = None,
+        max_schedule_days: int = DEFAULT_MAX_SCHEDULE_DAYS,
+    ) -> NewJob:
+        """Validate one job's fields (a POST /job body, or one item of a batch).
+
+        ``now``: the time a due time (``run_at``/``delay_seconds``) is checked against and
+        counted from (the request's time; the clock if not given).
+        """
         unknown = sorted(set(data) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
         if unknown:
             raise ValidationError(f"unknown field(s): {', '.join(unknown)}", "unknown_field")
@@ -130,25 +149,37 @@ class NewJob:
                 f"it produces {', '.join(f.value for f in produces)}",
                 "unsupported_format",
             )
-        return cls(data["name"], data["action"], data["context1"], data["context2"], result_format)
+        schedule = schedule_from(data, now or utc_now(), max_schedule_days)
+        return cls(data["name"], data["action"], data["context1"], data["context2"], result_format, schedule)
 
     def fingerprint(self) -> str:
         """A digest of the request, to tell a replay from a different request under the same key.
 
         The default format is left out, so a body that names ``text`` and one that does not
         are the same request, and keys recorded before formats existed keep their digests.
+        So is an absent schedule: a scheduled request adds the field as given (``delay_seconds``
+        counts from each request, so a retry of it is the same request).
         """
         fields = [self.name, self.action, self.context1, self.context2]
         if self.format is not DEFAULT_FORMAT:
             fields.append(self.format.value)
+        if self.schedule is not None:
+            fields.append(self.schedule.given)
         canonical = json.dumps(fields, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def parse_batch(body: str | None, action_formats: Mapping[str, Collection[ResultFormat]]) -> list[NewJob]:
+def parse_batch(
+    body: str | None,
+    action_formats: Mapping[str, Collection[ResultFormat]],
+    now: datetime | None = None,
+    max_schedule_days: int = DEFAULT_MAX_SCHEDULE_DAYS,
+) -> list[NewJob]:
     """A POST /jobs/batch body, ``{"jobs": [job, ...]}`` with 1 to BATCH_MAX_JOBS jobs, each
-    validated as a POST /job body. Every item is checked before anything is refused, so one
-    answer lists every invalid item (InvalidBatch)."""
+    validated as a POST /job body (due times against ``now``, the request's time). Every item
+    is checked before anything is refused, so one answer lists every invalid item
+    (InvalidBatch)."""
+    now = now or utc_now()
     data = parse_json_object(body)
     unknown = sorted(set(data) - {"jobs"})
     if unknown:
@@ -165,7 +196,7 @@ def parse_batch(body: str | None, action_formats: Mapping[str, Collection[Result
         try:
             if not isinstance(item, dict):
                 raise ValidationError(f"a job must be a JSON object, got {type(item).__name__}", "invalid_body")
-            jobs.append(NewJob.from_data(item, action_formats))
+            jobs.append(NewJob.from_data(item, action_formats, now, max_schedule_days))
         except ValidationError as exc:
             errors.append({"index": index, "error": exc.code, "message": exc.message})
     if errors:
@@ -237,6 +268,8 @@ class Job:
     lease_owner: str | None = None
     lease_until: int = 0
     format: ResultFormat = DEFAULT_FORMAT  # a record written before formats existed has none: text
+    run_at: str | None = None  # a scheduled job's due time (ISO Z)
+    schedule_name: str | None = None  # its EventBridge Scheduler schedule, when it needs one
     # One entry per `invoke redrive` that made this FAILED job PENDING again, oldest first:
     # {"at", "error", "attempts", "failed_at", "dead_letter"} (the failure it followed).
     redrives: list[dict[str, Any]] = field(default_factory=list)
@@ -262,6 +295,10 @@ class Job:
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         }
+        if self.run_at:
+            view["run_at"] = self.run_at
+        if self.schedule_name:
+            view["schedule_name"] = self.schedule_name
         if self.started_at:
             view["startedAt"] = self.started_at
         if self.completed_at:

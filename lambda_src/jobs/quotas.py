@@ -2,7 +2,7 @@
 
 Each user (the token's ``sub``) has one counter item (``jobs.store``): ``active_jobs``,
 the number of jobs that hold a slot (taken when a job is created, whatever unfinished status
-it starts in: PENDING today, SCHEDULED later; freed when it becomes COMPLETE, FAILED or
+it starts in: PENDING, or SCHEDULED for a job due later; freed when it becomes COMPLETE, FAILED or
 CANCELLED), and ``tat_ms``, the token bucket kept as the GCRA "theoretical arrival time" in
 epoch milliseconds. A bucket of ``burst`` tokens refilled at ``rate`` per second, with
 emission interval ``T = 1000 / rate`` ms (whole milliseconds), holds at time ``now``::

@@ -27,16 +27,30 @@ from jobs.errors import (
     TooManyRequests,
     ValidationError,
 )
-from jobs.model import Job, NewJob, PageToken, Status, batch_fingerprint, iso, new_job_id, parse_batch, utc_now
+from jobs.model import (
+    Job,
+    NewJob,
+    PageToken,
+    Status,
+    batch_fingerprint,
+    iso,
+    new_job_id,
+    parse_batch,
+    parse_iso,
+    utc_now,
+)
 from jobs.quotas import Charge, Limits, Usage, admit, largest_batch
+from jobs.scheduling import delay_seconds, needs_schedule, schedule_name
 from jobs.settings import Settings
 from jobs.store import (
     IdempotencyClaim,
     IdempotencyKeyTaken,
     JobQueue,
+    JobScheduler,
     JobTable,
     QuotaChanged,
     ResultBucket,
+    ScheduleNotFound,
     TransactionCancelled,
 )
 
@@ -48,6 +62,10 @@ ERROR_MAX_CHARS = 1000
 QUOTA_ATTEMPTS = 5
 
 T = TypeVar("T")
+
+
+class NoScheduler(Exception):
+    """A job needs a schedule and the service was built without a scheduler."""
 
 
 @dataclass(frozen=True)
@@ -89,11 +107,19 @@ class Page:
 class JobService:
     """What the API may do with a caller's jobs."""
 
-    def __init__(self, settings: Settings, table: JobTable, results: ResultBucket, queue: JobQueue) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        table: JobTable,
+        results: ResultBucket,
+        queue: JobQueue,
+        scheduler: JobScheduler | None = None,
+    ) -> None:
         self.settings = settings
         self.table = table
         self.results = results
         self.queue = queue
+        self.scheduler = scheduler  # None: a job that needs a schedule cannot be submitted (503)
 
     def submit(
         self, owner_id: str, body: str | None, idempotency_key: str | None, limits: Limits | None = None
@@ -102,9 +128,9 @@ class JobService:
 
         ``limits``: the caller's (their tier's); the environment's defaults if not given.
         """
-        request = NewJob.from_body(body, action_formats())
-        limits = limits or self.settings.quota_defaults
         now = utc_now()
+        request = NewJob.from_body(body, action_formats(), now, self.settings.max_schedule_days)
+        limits = limits or self.settings.quota_defaults
         job = self._new_job(owner_id, request, now)
         claim = IdempotencyClaim(owner_id, idempotency_key, request.fingerprint()) if idempotency_key else None
         admitted = self._admit(
@@ -114,26 +140,52 @@ class JobService:
             return self._replay(owner_id, claim, admitted, self.table.usage(owner_id))
         _, usage = admitted
         try:
-            self.queue.send(job)
-        except (ClientError, BotoCoreError) as exc:
-            self._abandon(job, claim, exc)
-            raise EnqueueFailed("the job could not be queued; nothing was submitted, please retry") from exc
+            self._dispatch(job)
+        except (ClientError, BotoCoreError, NoScheduler) as exc:
+            what = "scheduled" if job.schedule_name else "queued"
+            self._abandon(job, claim, exc, f"the job could not be {what}")
+            raise EnqueueFailed(f"the job could not be {what}; nothing was submitted, please retry") from exc
         return Submitted(job, replayed=False, usage=usage)
 
+    def _dispatch(self, job: Job) -> None:
+        """Get the recorded job's message to the queue: now, after a delay, or by a schedule."""
+        if job.run_at is None:
+            self.queue.send(job)
+            return
+        due = parse_iso(job.run_at)
+        if job.schedule_name is None:
+            self.queue.send(job, delay_seconds=delay_seconds(due, utc_now()))
+            return
+        if self.scheduler is None:
+            raise NoScheduler("this service has no scheduler")
+        self.scheduler.create(job, job.schedule_name, due, self.settings.target_queue_arn())
+
     def _new_job(self, owner_id: str, request: NewJob, now: datetime) -> Job:
-        """The record of a validated request, as it is first written."""
+        """The record of a validated request, as it is first written.
+
+        A scheduled job is kept ``job_retention_days`` after its due time, not its creation.
+        """
+        job_id = new_job_id(int(now.timestamp() * 1000))
+        status, run_at, schedule, kept_from = Status.PENDING, None, None, now
+        if request.schedule is not None:
+            due = request.schedule.due
+            status, run_at, kept_from = Status.SCHEDULED, iso(due), due
+            if needs_schedule(due, now, self.settings.schedule_delay_threshold_seconds):
+                schedule = schedule_name(job_id)
         return Job(
             owner_id=owner_id,
-            job_id=new_job_id(int(now.timestamp() * 1000)),
+            job_id=job_id,
             name=request.name,
             action=request.action,
             context1=request.context1,
             context2=request.context2,
             format=request.format,
-            status=Status.PENDING,
+            status=status,
             created_at=iso(now),
             updated_at=iso(now),
-            expires_at=int((now + timedelta(days=self.settings.retention_days)).timestamp()),
+            expires_at=int((kept_from + timedelta(days=self.settings.retention_days)).timestamp()),
+            run_at=run_at,
+            schedule_name=schedule,
         )
 
     def _admit(
@@ -183,7 +235,8 @@ class JobService:
         all of them, record them, then queue them. An item that cannot be recorded or queued
         ends FAILED in its slot of the answer (its quota slot given back); if none could be
         queued, it is an EnqueueFailed like a single job's."""
-        requests = parse_batch(body, action_formats())
+        now = utc_now()
+        requests = parse_batch(body, action_formats(), now, self.settings.max_schedule_days)
         limits = limits or self.settings.quota_defaults
         if len(requests) > largest_batch(limits):
             raise ValidationError(
@@ -192,7 +245,6 @@ class JobService:
                 "request: split it",
                 "batch_too_large",
             )
-        now = utc_now()
         jobs = [self._new_job(owner_id, request, now) for request in requests]
         claim = IdempotencyClaim(owner_id, idempotency_key, batch_fingerprint(requests)) if idempotency_key else None
         admitted = self._admit(
@@ -209,12 +261,13 @@ class JobService:
         if unrecorded:
             log.error("%d of %d batch jobs could not be recorded", len(unrecorded), len(jobs))
         recorded = [job for job in jobs if job.job_id not in failed]
-        unsent = self.queue.send_all(recorded) if recorded else {}
+        unsent = self._dispatch_all(recorded)
         for job in recorded:
             if job.job_id in unsent:
-                log.error("batch job %s could not be queued: %s", job.job_id, unsent[job.job_id])
-                self._abandon(job, None, RuntimeError(unsent[job.job_id]))
-                failed[job.job_id] = "the job could not be queued"
+                what = "scheduled" if job.schedule_name else "queued"
+                log.error("batch job %s could not be %s: %s", job.job_id, what, unsent[job.job_id])
+                self._abandon(job, None, RuntimeError(unsent[job.job_id]), f"the job could not be {what}")
+                failed[job.job_id] = f"the job could not be {what}"
         if len(failed) == len(jobs):
             if claim is not None:
                 self._release_claim(claim, jobs[0].job_id)
@@ -224,6 +277,22 @@ class JobService:
             for job in jobs
         ]
         return SubmittedBatch(items, replayed=False, usage=usage)
+
+    def _dispatch_all(self, jobs: list[Job]) -> dict[str, str]:
+        """:meth:`_dispatch` for a batch's recorded jobs: the queued ones (now or after a delay)
+        by SendMessageBatch, the ones that need a schedule one CreateSchedule each; job id ->
+        why, for those that could not be dispatched."""
+        now = utc_now()
+        queued = [job for job in jobs if job.schedule_name is None]
+        delays = {job.job_id: delay_seconds(parse_iso(job.run_at), now) for job in queued if job.run_at}
+        unsent = self.queue.send_all(queued, delays) if queued else {}
+        for job in jobs:
+            if job.schedule_name is not None:
+                try:
+                    self._dispatch(job)
+                except (ClientError, BotoCoreError, NoScheduler) as exc:
+                    unsent[job.job_id] = _describe(exc)
+        return unsent
 
     def _replay_batch(
         self, owner_id: str, claim: IdempotencyClaim | None, taken: IdempotencyKeyTaken, usage: Usage
@@ -274,13 +343,13 @@ class JobService:
             raise Conflict("a request with this Idempotency-Key is in flight; retry shortly", "idempotency_in_flight")
         return Submitted(original, replayed=True, usage=usage)
 
-    def _abandon(self, job: Job, claim: IdempotencyClaim | None, cause: Exception) -> None:
+    def _abandon(
+        self, job: Job, claim: IdempotencyClaim | None, cause: Exception, error: str = "the job could not be queued"
+    ) -> None:
         """The record exists but nothing will process it: mark it FAILED and free the key."""
         now = utc_now()
         try:
-            self.table.fail(
-                job.owner_id, job.job_id, None, "the job could not be queued", iso(now), int(now.timestamp())
-            )
+            self.table.fail(job.owner_id, job.job_id, None, error, iso(now), int(now.timestamp()))
             if claim is not None:
                 self.table.release_idempotency(claim, job.job_id)
         except (ClientError, BotoCoreError):
@@ -311,13 +380,30 @@ class JobService:
                 raise
             raise Busy("the job changed concurrently too often; retry shortly") from cancelled
         if cancelled is not None:
+            if cancelled.schedule_name:
+                self._unschedule(cancelled)
             return cancelled
         current = self.table.get(owner_id, job_id)
         if current is None:
             raise JobNotFound(f"no job {job_id}")
         raise Conflict(
-            f"job {job_id} is {current.status.value}; only a PENDING job can be cancelled", "not_cancellable"
+            f"job {job_id} is {current.status.value}; only a PENDING or SCHEDULED job can be cancelled",
+            "not_cancellable",
         )
+
+    def _unschedule(self, job: Job) -> None:
+        """Delete a cancelled job's schedule. Not surfaced when it fails: a message it still
+        sends is acknowledged without running the job (it is CANCELLED)."""
+        assert job.schedule_name is not None
+        if self.scheduler is None:
+            log.warning("no scheduler configured: schedule %s of cancelled job %s stays", job.schedule_name, job.job_id)
+            return
+        try:
+            self.scheduler.delete(job.schedule_name)
+        except ScheduleNotFound:
+            pass  # it fired already (its message is acknowledged unrun), or was deleted
+        except (ClientError, BotoCoreError):
+            log.exception("could not delete schedule %s of cancelled job %s", job.schedule_name, job.job_id)
 
 
 # ------------------------------------------------------------------------------------------

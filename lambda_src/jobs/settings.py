@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from jobs.quotas import Limits, QuotaConfigError, parse_tiers
+from jobs.scheduling import DEFAULT_MAX_SCHEDULE_DAYS, MAX_SCHEDULE_DAYS_LIMIT, SQS_MAX_DELAY_SECONDS
 
 
 class SettingsError(RuntimeError):
@@ -31,6 +32,18 @@ class Settings:
     quota_table_name: str
     quota_defaults: Limits
     quota_tiers: dict[str, Limits]
+    # Scheduled jobs (jobs.scheduling). The defaults serve code that builds Settings by hand
+    # (tools, tests); from_env requires every one.
+    queue_arn: str = ""  # the job queue a due schedule sends to (one lookup: see target_queue_arn)
+    dlq_arn: str = ""  # where a schedule's undeliverable message goes
+    schedule_group_name: str = ""
+    scheduler_role_arn: str = ""
+    max_schedule_days: int = DEFAULT_MAX_SCHEDULE_DAYS
+    schedule_delay_threshold_seconds: int = SQS_MAX_DELAY_SECONDS
+
+    def target_queue_arn(self) -> str:
+        """The queue a job's schedule sends its message to."""
+        return self.queue_arn
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +88,16 @@ class Settings:
         except QuotaConfigError as exc:
             raise SettingsError(f"environment variable QUOTA_TIERS: {exc}") from None
 
+        def bounded_int(name: str, low: int, high: int) -> int:
+            raw = required(name)
+            try:
+                value = int(raw)
+            except ValueError:
+                raise SettingsError(f"environment variable {name} must be an integer, got {raw!r}") from None
+            if not low <= value <= high:
+                raise SettingsError(f"environment variable {name} must be from {low} to {high}, got {value}")
+            return value
+
         origins = tuple(o.strip() for o in required("CORS_ALLOWED_ORIGINS").split(",") if o.strip())
         if not origins:
             raise SettingsError("environment variable CORS_ALLOWED_ORIGINS lists no origin")
@@ -90,6 +113,12 @@ class Settings:
             quota_table_name=required("QUOTA_TABLE_NAME"),
             quota_defaults=quota_defaults,
             quota_tiers=quota_tiers,
+            queue_arn=required("JOBS_QUEUE_ARN"),
+            dlq_arn=required("JOBS_DLQ_ARN"),
+            schedule_group_name=required("SCHEDULE_GROUP_NAME"),
+            scheduler_role_arn=required("SCHEDULER_ROLE_ARN"),
+            max_schedule_days=bounded_int("MAX_SCHEDULE_DAYS", 1, MAX_SCHEDULE_DAYS_LIMIT),
+            schedule_delay_threshold_seconds=bounded_int("SCHEDULE_DELAY_THRESHOLD_SECONDS", 0, SQS_MAX_DELAY_SECONDS),
         )
 
 

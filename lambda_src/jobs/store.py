@@ -1,5 +1,5 @@
-"""Data access: the job table and the quota table (DynamoDB), the results bucket (S3) and
-the job queue (SQS).
+"""Data access: the job table and the quota table (DynamoDB), the results bucket (S3), the
+job queue (SQS) and the jobs' one-time schedules (EventBridge Scheduler).
 
 Only GetItem, Query and conditional writes: no Scan anywhere. The domain layer above
 decides what a failed condition means; this layer never knows about HTTP.
@@ -17,8 +17,9 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -27,6 +28,7 @@ from botocore.exceptions import ClientError
 from jobs.formats import DEFAULT_FORMAT, ResultFormat
 from jobs.model import Job, Status
 from jobs.quotas import Charge, Usage
+from jobs.scheduling import at_expression
 
 STATUS_INDEX = "by_owner_status"
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -66,6 +68,8 @@ _FIELDS = {
     "lease_until": "lease_until",
     "expires_at": "expires_at",
     "redrives": "redrives",  # written by `invoke redrive` (tooling/redrive.py)
+    "run_at": "run_at",  # a scheduled job's due time
+    "schedule_name": "schedule_name",  # its EventBridge Scheduler schedule, if it has one
 }
 # What a listing reads: everything but the job's inputs (placeholders for reserved words).
 _PLACEHOLDERS = {attr: placeholder for placeholder, attr in _NAMES.items()}
@@ -538,16 +542,17 @@ class JobTable:
         return applied() if applied is not None else self.get(owner_id, job_id)
 
     def cancel(self, owner_id: str, job_id: str, now: str) -> Job | None:
-        """PENDING -> CANCELLED, freeing the job's quota slot."""
+        """PENDING or SCHEDULED -> CANCELLED, freeing the job's quota slot."""
         return self._finish(
             owner_id,
             job_id,
             "#status = :cancelled, owner_status = :os, updatedAt = :now, completedAt = :now",
             (),
-            "attribute_exists(job_id) AND #status = :pending",
+            "attribute_exists(job_id) AND (#status = :pending OR #status = :scheduled)",
             {
                 ":cancelled": Status.CANCELLED.value,
                 ":pending": Status.PENDING.value,
+                ":scheduled": Status.SCHEDULED.value,
                 ":os": _owner_status(owner_id, Status.CANCELLED),
                 ":now": now,
             },
@@ -556,17 +561,19 @@ class JobTable:
     def claim(
         self, owner_id: str, job_id: str, lease_owner: str, lease_until: int, now: str, now_epoch: int
     ) -> Job | None:
-        """PENDING -> PROCESSING, or take over a PROCESSING job whose previous lease ran out."""
+        """PENDING (or SCHEDULED: its due message arrives) -> PROCESSING, or take over a
+        PROCESSING job whose previous lease ran out."""
         return self._update(
             owner_id,
             job_id,
             "SET #status = :processing, owner_status = :os, startedAt = :now, updatedAt = :now, "
             "attempts = if_not_exists(attempts, :zero) + :one, lease_owner = :lo, lease_until = :lu",
-            "attribute_exists(job_id) AND (#status = :pending OR "
+            "attribute_exists(job_id) AND (#status = :pending OR #status = :scheduled OR "
             "(#status = :processing AND (attribute_not_exists(lease_until) OR lease_until < :epoch)))",
             {
                 ":processing": Status.PROCESSING.value,
                 ":pending": Status.PENDING.value,
+                ":scheduled": Status.SCHEDULED.value,
                 ":os": _owner_status(owner_id, Status.PROCESSING),
                 ":now": now,
                 ":zero": 0,
@@ -620,18 +627,19 @@ class JobTable:
     def fail(
         self, owner_id: str, job_id: str, lease_owner: str | None, error: str, now: str, now_epoch: int
     ) -> Job | None:
-        """PENDING/PROCESSING -> FAILED, unless another attempt holds a live lease; frees the
-        job's quota slot."""
+        """PENDING/SCHEDULED/PROCESSING -> FAILED, unless another attempt holds a live lease;
+        frees the job's quota slot."""
         return self._finish(
             owner_id,
             job_id,
             "#status = :failed, owner_status = :os, #error = :err, completedAt = :now, updatedAt = :now",
             ("lease_owner", "lease_until"),
-            "(#status = :pending OR #status = :processing) AND "
+            "(#status = :pending OR #status = :scheduled OR #status = :processing) AND "
             "(attribute_not_exists(lease_owner) OR lease_owner = :lo OR lease_until < :epoch)",
             {
                 ":failed": Status.FAILED.value,
                 ":pending": Status.PENDING.value,
+                ":scheduled": Status.SCHEDULED.value,
                 ":processing": Status.PROCESSING.value,
                 ":os": _owner_status(owner_id, Status.FAILED),
                 ":err": error,
@@ -693,18 +701,25 @@ class JobQueue:
         self._sqs = client
         self._url = queue_url
 
-    def send(self, job: Job) -> None:
-        """Queue ``job`` for the worker."""
-        self._sqs.send_message(QueueUrl=self._url, MessageBody=message_body(job))
+    def send(self, job: Job, delay_seconds: int = 0) -> None:
+        """Queue ``job`` for the worker; its message becomes visible after ``delay_seconds``
+        (0-900, SQS's DelaySeconds)."""
+        extra = _delay(delay_seconds)
+        self._sqs.send_message(QueueUrl=self._url, MessageBody=message_body(job), **extra)
 
-    def send_all(self, jobs: list[Job]) -> dict[str, str]:
+    def send_all(self, jobs: list[Job], delays: Mapping[str, int] | None = None) -> dict[str, str]:
         """Queue ``jobs``, 10 per SendMessageBatch, retrying the entries SQS reports failed
-        (unless the sender is at fault); job id -> why, for those still not queued."""
+        (unless the sender is at fault); job id -> why, for those still not queued.
+        ``delays``: job id -> seconds its message stays invisible (SQS's DelaySeconds, 0-900)."""
+        delays = delays or {}
         unsent: dict[str, str] = {}
         for start in range(0, len(jobs), SEND_BATCH_MAX):
             chunk = {str(i): job for i, job in enumerate(jobs[start : start + SEND_BATCH_MAX])}
             for attempt in range(BATCH_ATTEMPTS):
-                entries = [{"Id": i, "MessageBody": message_body(job)} for i, job in chunk.items()]
+                entries = [
+                    {"Id": i, "MessageBody": message_body(job), **_delay(delays.get(job.job_id, 0))}
+                    for i, job in chunk.items()
+                ]
                 try:
                     resp = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
                 except ClientError as exc:
@@ -723,6 +738,62 @@ class JobQueue:
                     break
                 time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))  # noqa: S311 (jitter, not crypto)
         return unsent
+
+
+# Deliveries of a due schedule that failed (throttling, a queue briefly unavailable): retried
+# by EventBridge Scheduler for up to a day, then sent to the dead-letter queue.
+SCHEDULE_RETRY_POLICY = {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
+
+
+class ScheduleNotFound(Exception):
+    """The schedule is not there (it fired and deleted itself, or was deleted)."""
+
+
+class JobScheduler:
+    """The jobs' one-time EventBridge Scheduler schedules, in the stack's schedule group.
+
+    Each sends a job's message (``message_body``) to the job queue at its due time, acting
+    as the scheduler role (which may only send to the job queues), then deletes itself.
+    """
+
+    def __init__(self, client: Any, group_name: str, role_arn: str, dead_letter_arn: str) -> None:
+        self._scheduler = client
+        self._group = group_name
+        self._role = role_arn
+        self._dead_letter = dead_letter_arn
+
+    def create(self, job: Job, name: str, due: datetime, queue_arn: str) -> None:
+        """A schedule ``name`` that sends ``job``'s message to ``queue_arn`` at ``due`` (UTC)."""
+        self._scheduler.create_schedule(
+            Name=name,
+            GroupName=self._group,
+            ScheduleExpression=at_expression(due),
+            ScheduleExpressionTimezone="UTC",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            ActionAfterCompletion="DELETE",
+            State="ENABLED",
+            Description=f"job {job.job_id}",
+            Target={
+                "Arn": queue_arn,
+                "RoleArn": self._role,
+                "Input": message_body(job),
+                "RetryPolicy": SCHEDULE_RETRY_POLICY,
+                "DeadLetterConfig": {"Arn": self._dead_letter},
+            },
+        )
+
+    def delete(self, name: str) -> None:
+        """Delete schedule ``name``; ScheduleNotFound if it is not there."""
+        try:
+            self._scheduler.delete_schedule(Name=name, GroupName=self._group)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                raise ScheduleNotFound(name) from None
+            raise
+
+
+def _delay(seconds: int) -> dict[str, int]:
+    return {"DelaySeconds": seconds} if seconds else {}
 
 
 def message_body(job: Job) -> str:

@@ -35,7 +35,15 @@ E2E_QUOTA_TIERS: dict[str, dict[str, float]] = {
     "e2e-capped": {"max_active_jobs": 5, "submit_rate_per_second": 100, "submit_burst": 100},
     "e2e-throttled": {"max_active_jobs": 100, "submit_rate_per_second": 0.5, "submit_burst": 3},
 }
-E2E_VARIABLES: dict[str, Any] = {"worker_timeout_seconds": E2E_WORKER_TIMEOUT, "quota_tiers": E2E_QUOTA_TIERS}
+# Jobs due more than this many seconds ahead get an EventBridge Scheduler schedule instead of an
+# SQS message delay (900 s outside tests): a job due in ~8 s goes through a real schedule, fired
+# by the local runtime (tests/e2e/test_scheduling.py).
+E2E_SCHEDULE_DELAY_THRESHOLD = 5
+E2E_VARIABLES: dict[str, Any] = {
+    "worker_timeout_seconds": E2E_WORKER_TIMEOUT,
+    "quota_tiers": E2E_QUOTA_TIERS,
+    "schedule_delay_threshold_seconds": E2E_SCHEDULE_DELAY_THRESHOLD,
+}
 
 
 class Console:

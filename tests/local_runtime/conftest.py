@@ -82,7 +82,7 @@ def clients(endpoint: str) -> dict[str, Any]:
     }
     return {
         name: boto3.client(name, **kw)  # type: ignore[call-overload]
-        for name in ("lambda", "apigateway", "cognito-idp", "sqs", "s3", "iam", "logs")
+        for name in ("lambda", "apigateway", "cognito-idp", "sqs", "s3", "iam", "logs", "scheduler")
     }
 
 

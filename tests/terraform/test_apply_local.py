@@ -61,6 +61,11 @@ def test_functions_match_the_contract_and_the_zips(local_stack, aws, lambda_zips
         assert config["CodeSha256"] == code_sha256(lambda_zips[name])
         variables = config["Environment"]["Variables"]
         assert set(variables) == ENV_VARS
+        sqs = aws("sqs")
+        queue_arn = sqs.get_queue_attributes(QueueUrl=outputs["queue_url"], AttributeNames=["QueueArn"])
+        queue_arn = queue_arn["Attributes"]["QueueArn"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=outputs["dlq_url"], AttributeNames=["QueueArn"])
+        dlq_arn = dlq_arn["Attributes"]["QueueArn"]
         assert variables == {
             "JOBS_TABLE_NAME": outputs["table_name"],
             "RESULTS_BUCKET_NAME": outputs["bucket_name"],
@@ -75,6 +80,12 @@ def test_functions_match_the_contract_and_the_zips(local_stack, aws, lambda_zips
             "QUOTA_SUBMIT_RATE_PER_SECOND": LOCAL["quota_submit_rate_per_second"],
             "QUOTA_SUBMIT_BURST": LOCAL["quota_submit_burst"],
             "QUOTA_TIERS": "{}",
+            "JOBS_QUEUE_ARN": queue_arn,
+            "JOBS_DLQ_ARN": dlq_arn,
+            "SCHEDULE_GROUP_NAME": outputs["schedule_group_name"],
+            "SCHEDULER_ROLE_ARN": outputs["scheduler_role_arn"],
+            "MAX_SCHEDULE_DAYS": "30",
+            "SCHEDULE_DELAY_THRESHOLD_SECONDS": "900",
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAMES[name],
             "POWERTOOLS_METRICS_NAMESPACE": "jobs-local",
             "POWERTOOLS_LOG_LEVEL": LOCAL["log_level"],
@@ -131,6 +142,38 @@ def test_roles_are_least_privilege_on_exact_arns(local_stack, aws):
 
     assert on_quotas(documents["api"]) == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
     assert on_quotas(documents["worker"]) == {"dynamodb:UpdateItem"}
+    # scheduled jobs: the api creates/deletes schedules of the stack's group only, and passes the
+    # scheduler role to Scheduler only; the worker does neither
+    group = local_stack[1]["schedule_group_name"]
+    scheduler_role = local_stack[1]["scheduler_role_arn"]
+    by_sid = {s.get("Sid"): s for s in documents["api"]["Statement"]}
+    schedules = by_sid["ScheduleJobs"]
+    assert sorted(schedules["Action"]) == ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"]
+    assert schedules["Resource"] == f"arn:aws:scheduler:us-east-1:123456789012:schedule/{group}/*"
+    passing = by_sid["PassSchedulerRole"]
+    assert passing["Action"] == "iam:PassRole" and passing["Resource"] == scheduler_role
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+    assert not any(a.startswith(("scheduler:", "iam:")) for a in worker_actions)
+    # the scheduler role: trusted by Scheduler for this account, may only send to the job queues
+    role_name = scheduler_role.rsplit("/", 1)[-1]
+    trust = iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"]
+    trust = trust if isinstance(trust, dict) else json.loads(trust)
+    [statement] = trust["Statement"]
+    assert statement["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    [policy_name] = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+    doc = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
+    doc = doc if isinstance(doc, dict) else json.loads(doc)
+    sqs = aws("sqs")
+    arns = {
+        sqs.get_queue_attributes(QueueUrl=local_stack[1][u], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        for u in ("queue_url", "dlq_url")
+    }
+    granted = set()
+    for s in doc["Statement"]:
+        assert s["Action"] == "sqs:SendMessage", s
+        granted |= set(s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    assert granted == arns
 
 
 def test_storage_and_queues(local_stack, aws):
@@ -263,3 +306,5 @@ def test_destroy_leaves_nothing_behind(local_stack, aws):
     assert [g for g in aws("logs").describe_log_groups()["logGroups"] if "jobs-local" in g["logGroupName"]] == []
     assert aws("cloudwatch").describe_alarms()["MetricAlarms"] == []
     assert aws("cloudwatch").list_dashboards()["DashboardEntries"] == []
+    groups = aws("scheduler").list_schedule_groups()["ScheduleGroups"]
+    assert [g["Name"] for g in groups] == ["default"]

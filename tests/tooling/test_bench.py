@@ -147,7 +147,9 @@ def test_flags_make_the_config_and_name_the_command():
     default = config_from_flags()
     assert (default.jobs, default.clients, default.listing_items, default.command) == (500, 8, 100_000, "invoke bench")
     quick = config_from_flags(quick=True, jobs=40, skip_listing=True)
-    assert (quick.jobs, quick.cold_runs, quick.skip_listing) == (40, 3, True)
+    assert (quick.jobs, quick.cold_runs, quick.skip_listing, quick.schedule_jobs) == (40, 3, True, 10)
+    assert config_from_flags(schedule_jobs=0).schedule_jobs == 0
+    assert config_from_flags(schedule_jobs=5).command == "invoke bench --schedule-jobs=5"
     assert quick.command == "invoke bench --quick --jobs=40 --skip-listing"
 
 
@@ -299,6 +301,7 @@ def tiny_run(tmp_path_factory):
             listing_items=200,
             listing_samples=3,
             cold_runs=1,
+            schedule_jobs=4,
             command="pytest tiny run",
         )
         results = run(config, out=lambda line: None)
@@ -328,6 +331,9 @@ def test_tiny_run_writes_every_figure(tiny_run):
         fn = cold["functions"][label]
         assert fn["import_traced_ms"] > 0 and fn["import_untraced_ms"] > 0 and fn["zip_bytes"] > 0
     assert saved["cost"]["estimate"]["usd_per_million_jobs"] > 0
+    scheduling = figures["scheduling"]  # local.tfvars' threshold: the SQS-delay path
+    assert scheduling["path"] == "sqs_delay" and scheduling["complete"] == 4 and scheduling["started_early"] == 0
+    assert isinstance(scheduling["run_at_to_started"]["max_ms"], float)
     assert set(saved["targets"]) == {t.key for t in report.TARGETS}
     assert all(row["verdict"] for row in saved["targets"].values())
     markdown = (out_dir / "results.md").read_text()

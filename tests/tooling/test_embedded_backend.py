@@ -285,3 +285,21 @@ def batch_put(ddb, table: str, items: list[dict]) -> None:
     """BatchWriteItem in pages of 25 (fast seeding)."""
     for start in range(0, len(items), 25):
         ddb.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]})
+
+
+def test_a_long_poll_returns_a_delayed_message_as_soon_as_it_is_due(access: AwsAccess) -> None:
+    """SQS hands a delayed message to a waiting long poll when its delay ends (a scheduled job
+    due within 15 minutes is such a message); moto re-checked only once a second."""
+    import time
+
+    sqs = access.client("sqs")
+    url = sqs.create_queue(QueueName="delayed-wakeup")["QueueUrl"]
+    lags = []
+    for _ in range(3):
+        sent = time.time()
+        sqs.send_message(QueueUrl=url, MessageBody="due", DelaySeconds=1)
+        assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages") is None  # not early
+        [message] = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5)["Messages"]
+        lags.append(time.time() - sent - 1.0)
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    assert min(lags) >= -0.05 and max(lags) < 0.5, lags

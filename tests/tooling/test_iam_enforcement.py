@@ -283,3 +283,108 @@ def test_role_credentials_are_cached_and_assumed_again_before_they_expire(
     # and a client made from them keeps working as the role
     sts = roles.client(role, "fn", "sts")
     assert sts.get_caller_identity()["Arn"].endswith(f":assumed-role/refresh-{unique}/fn")
+
+
+SCHEDULER_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "scheduler.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+            }
+        ],
+    }
+)
+
+
+def test_schedules_are_checked_against_their_group_and_need_pass_role(
+    backend: EmbeddedBackend, access: AwsAccess, unique: str
+) -> None:
+    """As the api role creates and deletes a job's schedule: scheduler actions on
+    ``schedule/<group>/*`` only, and iam:PassRole of the scheduler role."""
+    scheduler = access.client("scheduler")
+    group, other = f"jobs-{unique}", f"other-{unique}"
+    for name in (group, other):
+        scheduler.create_schedule_group(Name=name)
+    access.client("sqs").create_queue(QueueName=f"q-{unique}")
+    queue_arn = f"arn:aws:sqs:us-east-1:{ACCOUNT}:q-{unique}"
+    target_role = _role(
+        access,
+        f"sched-{unique}",
+        [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn}],
+        SCHEDULER_TRUST,
+    )
+    schedules = f"arn:aws:scheduler:us-east-1:{ACCOUNT}:schedule/{group}/*"
+    manage = {
+        "Effect": "Allow",
+        "Action": ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"],
+        "Resource": schedules,
+    }
+    pass_role = {
+        "Effect": "Allow",
+        "Action": "iam:PassRole",
+        "Resource": target_role,
+        "Condition": {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+    }
+    api = _client(backend, "scheduler", _as_role(backend, _role(access, f"api-{unique}", [manage, pass_role])))
+    no_pass = _client(backend, "scheduler", _as_role(backend, _role(access, f"nopass-{unique}", [manage])))
+
+    def create(client: Any, name: str, in_group: str) -> None:
+        client.create_schedule(
+            Name=name,
+            GroupName=in_group,
+            ScheduleExpression="at(2030-01-01T00:00:00)",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            ActionAfterCompletion="DELETE",
+            Target={"Arn": queue_arn, "RoleArn": target_role, "Input": "{}"},
+        )
+
+    create(api, "job-1", group)
+    with pytest.raises(ClientError) as wrong_group:
+        create(api, "job-2", other)
+    assert _code(wrong_group) == "AccessDeniedException"
+    assert f"schedule/{other}/job-2" in str(wrong_group.value)
+    with pytest.raises(ClientError) as cannot_pass:
+        create(no_pass, "job-3", group)
+    assert _code(cannot_pass) == "AccessDeniedException" and "iam:PassRole" in str(cannot_pass.value)
+    with pytest.raises(ClientError) as cannot_read:  # GetSchedule was not granted
+        api.get_schedule(Name="job-1", GroupName=group)
+    assert _code(cannot_read) == "AccessDeniedException"
+    api.delete_schedule(Name="job-1", GroupName=group)
+    assert scheduler.list_schedules(GroupName=group)["Schedules"] == []
+    assert [s["Name"] for s in scheduler.list_schedule_groups()["ScheduleGroups"]].count(group) == 1
+
+
+def test_only_the_scheduler_service_assumes_a_scheduler_role_which_sends_to_its_queue_only(
+    backend: EmbeddedBackend, access: AwsAccess, unique: str
+) -> None:
+    from tooling.embedded_backend import SCHEDULER_SERVICE_CREDENTIALS
+
+    sqs = access.client("sqs")
+    mine = sqs.create_queue(QueueName=f"mine-{unique}")["QueueUrl"]
+    theirs = sqs.create_queue(QueueName=f"theirs-{unique}")["QueueUrl"]
+    role = _role(
+        access,
+        f"sr-{unique}",
+        [
+            {
+                "Effect": "Allow",
+                "Action": "sqs:SendMessage",
+                "Resource": f"arn:aws:sqs:us-east-1:{ACCOUNT}:mine-{unique}",
+            }
+        ],
+        SCHEDULER_TRUST,
+    )
+    with pytest.raises(LocalRuntimeError, match="could not assume"):  # Lambda is not trusted
+        ExecutionRoles(backend.endpoint, "us-east-1").credentials(role, "fn")
+    as_scheduler = ExecutionRoles(backend.endpoint, "us-east-1", service_credentials=SCHEDULER_SERVICE_CREDENTIALS)
+    client = _client(backend, "sqs", as_scheduler.credentials(role, "schedule").env())
+    client.send_message(QueueUrl=mine, MessageBody="due")
+    with pytest.raises(ClientError) as refused:
+        client.send_message(QueueUrl=theirs, MessageBody="due")
+    assert _code(refused) == "AccessDenied"
+    with pytest.raises(ClientError):  # the service identity itself only assumes roles
+        _client(backend, "sqs", SCHEDULER_SERVICE_CREDENTIALS).send_message(QueueUrl=mine, MessageBody="x")

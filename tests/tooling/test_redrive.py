@@ -345,3 +345,28 @@ def test_parse_job_message_follows_the_worker():
     assert redrive.parse_job_message(json.dumps({"owner_id": "a", "job_id": job_id.upper()})) == ("a", job_id)
     for body in ("", "[]", "null", '{"owner_id": "", "job_id": "x"}', '{"owner_id": "a", "job_id": "nope"}'):
         assert redrive.parse_job_message(body) is None
+
+
+def test_a_scheduled_jobs_message_its_schedule_dead_lettered_goes_to_the_queue(access, stack):
+    """EventBridge Scheduler puts a message it could not deliver in the job DLQ; the job is
+    still SCHEDULED (nothing marked it FAILED). Redrive sends it on; the worker then runs it."""
+    table, sqs = stack["table"], stack["sqs"]
+    job = submit(table, "carol")
+    scheduled = table._update(  # as a job due later is written: SCHEDULED
+        job.owner_id,
+        job.job_id,
+        "SET #status = :s, owner_status = :os",
+        "attribute_exists(job_id)",
+        {":s": "SCHEDULED", ":os": f"{job.owner_id}#SCHEDULED"},
+    )
+    assert scheduled is not None and scheduled.status is Status.SCHEDULED
+    sqs.send_message(QueueUrl=stack["dlq"], MessageBody=body_of(job))
+
+    report = redrive.redrive(access, stack["outputs"], out=quiet([]), wait_seconds=0)
+
+    [letter] = report.letters
+    assert letter.moved and "SCHEDULED" in letter.reason
+    assert [m["Body"] for m in visible(sqs, stack["queue"])] == [body_of(job)]
+    assert visible(sqs, stack["dlq"]) == []
+    now = table.get(job.owner_id, job.job_id)
+    assert now is not None and now.status is Status.SCHEDULED and now.redrives == []  # the worker claims it

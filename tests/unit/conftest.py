@@ -25,6 +25,12 @@ TABLE = "jobs-test"
 QUOTA_TABLE = "jobs-test-quotas"
 BUCKET = "jobs-test-results"
 MAX_RECEIVE = 3
+ACCOUNT = "123456789012"
+SCHEDULE_GROUP = "jobs-test-jobs"
+SCHEDULER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/jobs-test-scheduler"
+QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:jobs-test"
+DLQ_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:jobs-test-dlq"
+MAX_SCHEDULE_DAYS = 30
 
 ENV = {
     "AWS_DEFAULT_REGION": REGION,
@@ -40,6 +46,12 @@ ENV = {
     "JOB_RETENTION_DAYS": "30",
     "RESULT_URL_TTL_SECONDS": "300",
     "QUOTA_TABLE_NAME": QUOTA_TABLE,
+    "JOBS_QUEUE_ARN": QUEUE_ARN,
+    "JOBS_DLQ_ARN": DLQ_ARN,
+    "SCHEDULE_GROUP_NAME": SCHEDULE_GROUP,
+    "SCHEDULER_ROLE_ARN": SCHEDULER_ROLE,
+    "MAX_SCHEDULE_DAYS": str(MAX_SCHEDULE_DAYS),
+    "SCHEDULE_DELAY_THRESHOLD_SECONDS": "900",
     # Defaults that no other test reaches; the quota tests use the tiers (cognito:groups).
     "QUOTA_MAX_ACTIVE_JOBS": "10000",
     "QUOTA_SUBMIT_RATE_PER_SECOND": "1000",
@@ -72,6 +84,7 @@ def create_resources() -> dict[str, str]:
         QueueName="jobs-test",
         Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE})},
     )["QueueUrl"]
+    boto3.client("scheduler", region_name=REGION).create_schedule_group(Name=SCHEDULE_GROUP)
     return {"queue_url": queue, "dlq_url": dlq}
 
 
@@ -103,6 +116,15 @@ class Stack:
 
     def objects(self) -> list[str]:
         return [o["Key"] for o in self.s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+    @property
+    def scheduler(self) -> Any:
+        return boto3.client("scheduler", region_name=REGION)
+
+    def schedules(self) -> dict[str, dict[str, Any]]:
+        """name -> the schedule (GetSchedule) of every schedule in the stack's group."""
+        names = [s["Name"] for s in self.scheduler.list_schedules(GroupName=SCHEDULE_GROUP)["Schedules"]]
+        return {n: self.scheduler.get_schedule(Name=n, GroupName=SCHEDULE_GROUP) for n in names}
 
     def messages(self, url: str | None = None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

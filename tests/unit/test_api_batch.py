@@ -333,3 +333,55 @@ def test_a_batch_none_of_which_can_be_queued_is_a_503_and_frees_its_key(
     retried = batch([job(0), job(1)], headers=key)  # the key is free again: a real retry
     assert retried.status == 202 and "Idempotent-Replayed" not in retried.headers
     assert [i["status"] for i in retried.body["jobs"]] == ["PENDING", "PENDING"]
+
+
+# ---- scheduled items -----------------------------------------------------------------------------
+
+
+def test_scheduled_items_are_delayed_or_get_a_schedule_each(stack: Stack) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    later = (datetime.now(UTC) + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    resp = batch([job(0), job(1, delay_seconds=120), job(2, run_at=later)])
+    assert resp.status == 202, resp.body
+    items = resp.body["jobs"]
+    assert [i["status"] for i in items] == ["PENDING", "SCHEDULED", "SCHEDULED"]
+    attrs = stack.sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["All"])["Attributes"]
+    assert attrs["ApproximateNumberOfMessagesDelayed"] == "1"  # the delayed one, not visible yet
+    assert queued_ids(stack, "user-a") == [items[0]["job_id"]]
+    schedules = stack.schedules()
+    assert list(schedules) == [f"job-{items[2]['job_id']}"]
+    target = schedules[f"job-{items[2]['job_id']}"]["Target"]
+    assert json.loads(target["Input"]) == {"owner_id": "user-a", "job_id": items[2]["job_id"]}
+    assert active(stack, "user-a") == 3  # scheduled jobs hold their slots
+
+
+def test_a_schedule_that_cannot_be_created_fails_only_its_item(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from botocore.exceptions import ClientError
+
+    from jobs.api import service
+
+    def refused(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "CreateSchedule")
+
+    monkeypatch.setattr(service().scheduler._scheduler, "create_schedule", refused)
+    later = (datetime.now(UTC) + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    resp = batch([job(0), job(1, run_at=later)])
+    assert resp.status == 202
+    items = resp.body["jobs"]
+    assert [i["status"] for i in items] == ["PENDING", "FAILED"]
+    assert items[1]["error"] == "the job could not be scheduled"
+    assert jobs_of(stack, "user-a")[items[1]["job_id"]]["status"]["S"] == "FAILED"
+    assert active(stack, "user-a") == 1
+
+
+def test_an_invalid_due_time_is_reported_with_its_index(stack: Stack) -> None:
+    resp = batch([job(0), job(1, delay_seconds=-5), job(2, run_at="2020-01-01T00:00:00Z")])
+    assert resp.status == 400
+    assert [(i["index"], i["error"]) for i in resp.body["items"]] == [
+        (1, "invalid_delay_seconds"),
+        (2, "schedule_out_of_range"),
+    ]
+    assert nothing_written(stack, "user-a")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import string
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,7 +22,7 @@ ROUTES = [
     ("GET", "/jobs"),
     ("GET", "/quota"),
 ]
-FIELDS = ["name", "action", "context1", "context2", "format"]
+FIELDS = ["name", "action", "context1", "context2", "format", "run_at", "delay_seconds"]
 # Valid names of actions and formats, so that bodies reach the checks past them (and the writes).
 NAMES = ["demo", "process-data", "word-count", "checksum", "text", "json", "csv"]
 
@@ -67,6 +68,29 @@ bodies = st.one_of(
         st.sampled_from(NAMES[:4]),
         st.one_of(st.sampled_from(NAMES[4:]), json_values),
     ),
+)
+# Due times near the limits and in every shape: valid and invalid RFC 3339, offsets, numbers.
+_instants = st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.sampled_from([UTC, None])
+)
+run_ats = st.one_of(
+    st.builds(
+        lambda s: (datetime.now(UTC) + timedelta(seconds=s)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        st.integers(-10, 40 * 86400),
+    ),
+    _instants.map(lambda d: d.isoformat()),
+    st.from_regex(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,12})?([Zz]|[+-]\d{2}:\d{2})", fullmatch=True),
+    json_values,
+)
+delays = st.one_of(st.integers(-(2**70), 2**70), st.floats(allow_nan=False), json_values)
+scheduled_jobs = st.builds(
+    lambda extra: {**VALID_JOB, **extra},
+    st.fixed_dictionaries({}, optional={"run_at": run_ats, "delay_seconds": delays}),
+)
+bodies = st.one_of(
+    bodies,
+    scheduled_jobs.map(json.dumps),
+    st.lists(scheduled_jobs, min_size=1, max_size=4).map(lambda jobs: json.dumps({"jobs": jobs})),
 )
 params = st.dictionaries(
     st.sampled_from(["job_id", "limit", "status", "next_token", "other"]),

@@ -29,6 +29,7 @@ TARGETS: tuple[Target, ...] = (
     Target("zip_api_bytes", "api.zip size", "<", ZIP_LIMIT_BYTES, " bytes"),
     Target("zip_worker_bytes", "worker.zip size", "<", ZIP_LIMIT_BYTES, " bytes"),
     Target("aws_requests_per_job", "AWS requests per job", "<=", 6.0, ""),
+    Target("schedule_start_max_ms", "scheduled job start after run_at, max", "<=", 2000.0, " ms"),
 )
 
 

@@ -25,7 +25,7 @@ from botocore.config import Config
 
 from tooling import local_stack, packaging
 from tooling.aws_access import LOCAL_CREDENTIALS
-from tooling.bench import coldstart, counting, floor, listing, load, prices, records, report
+from tooling.bench import coldstart, counting, floor, listing, load, prices, records, report, scheduling
 from tooling.bench import variables as variables_mod
 from tooling.bench.stats import ratio, summary_ms
 from tooling.embedded_backend import COUNT_REQUESTS_ENV
@@ -48,6 +48,7 @@ class BenchConfig:
     cold_runs: int = 7
     seed_budget_s: float = 900.0
     completion_timeout_s: float | None = None  # default: 120 s + 1 s per job
+    schedule_jobs: int = 20  # scheduled jobs whose start is measured against run_at (0: skip)
     command: str = "invoke bench"
     variables: dict[str, Any] = field(default_factory=dict)  # --var: over environments/local.tfvars
 
@@ -61,6 +62,7 @@ def config_from_flags(
     cold_runs: int = 0,
     quick: bool = False,
     var: list[str] | None = None,
+    schedule_jobs: int = -1,
 ) -> BenchConfig:
     """The task's flags (0 or "" = default; ``quick`` = smaller defaults) -> a config naming its command.
 
@@ -70,6 +72,7 @@ def config_from_flags(
     variables = variables_mod.parse(var or [])
     flags = {"jobs": jobs, "clients": clients if clients != 8 else 0, "out": out, "listing-items": listing_items}
     flags["cold-runs"] = cold_runs
+    flags["schedule-jobs"] = schedule_jobs if schedule_jobs >= 0 else 0
     command = ["invoke bench", *(["--quick"] if quick else [])]
     command += [f"--{name}={value}" for name, value in flags.items() if value]
     command += ["--skip-listing"] if skip_listing else []
@@ -81,6 +84,7 @@ def config_from_flags(
         listing_items=listing_items or (10_000 if quick else 100_000),
         skip_listing=skip_listing,
         cold_runs=cold_runs or (3 if quick else 7),
+        schedule_jobs=schedule_jobs if schedule_jobs >= 0 else (10 if quick else 20),
         command=" ".join(command),
         variables=variables,
     )
@@ -344,6 +348,18 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
             "log_bytes_per_job": cost["log_bytes_per_job"],
         }
 
+        # ---- scheduling ---------------------------------------------------------------------
+        if config.schedule_jobs > 0:
+            env = (functions["api"].get("Environment") or {}).get("Variables") or {}
+            threshold = int(env.get("SCHEDULE_DELAY_THRESHOLD_SECONDS", "900"))
+            out(f"scheduling: {config.schedule_jobs} scheduled jobs, run_at -> startedAt ...")
+            figures["scheduling"] = scheduling.measure(stack.api_url, clients, threshold, config.schedule_jobs, out)
+            if figures["scheduling"]["path"] == "sqs_delay":
+                notes.append(
+                    "scheduling measured the SQS-delay path (threshold "
+                    f"{threshold} s); --var schedule_delay_threshold_seconds=2 measures EventBridge Scheduler schedules"
+                )
+
         # ---- listing ----------------------------------------------------------------------
         if not config.skip_listing:
             figures["listing"] = _listing(stack, aws, table, clients, config, out, notes)
@@ -384,6 +400,7 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
         "zip_api_bytes": figures["cold_start"]["functions"]["api"]["zip_bytes"],
         "zip_worker_bytes": figures["cold_start"]["functions"]["worker"]["zip_bytes"],
         "aws_requests_per_job": cost.get("aws_requests_per_job"),
+        "schedule_start_max_ms": ((figures.get("scheduling") or {}).get("run_at_to_started") or {}).get("max_ms"),
     }
     results: dict[str, Any] = {
         "started_at": started_at,

@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from tooling.embedded_backend import REGION, TEST_CREDENTIALS
+from tooling.embedded_backend import REGION, SCHEDULER_SERVICE_CREDENTIALS, TEST_CREDENTIALS
 from tooling.local_runtime.authorizer import JwksCache
 from tooling.local_runtime.credentials import ExecutionRoles
 from tooling.local_runtime.discovery import (
@@ -25,6 +25,7 @@ from tooling.local_runtime.front import Front
 from tooling.local_runtime.functions import FunctionPool, InvocationResult, PoolSettings
 from tooling.local_runtime.logs import Console, LogRouter, print_console
 from tooling.local_runtime.pollers import QueuePoller
+from tooling.local_runtime.scheduler import ScheduleFirer
 from tooling.packaging import BUILD_DIR
 
 DEFAULT_ZIP_DIR = BUILD_DIR
@@ -55,6 +56,8 @@ class LocalRuntime:
         poll_wait_seconds: int = 2,
         init_timeout: float = 10.0,
         credentials: dict[str, str] | None = None,
+        fire_schedules: bool = True,
+        schedule_interval: float = 1.0,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.region = region
@@ -71,6 +74,11 @@ class LocalRuntime:
         self._backend = Backend(self.endpoint, region, creds)
         self.roles = ExecutionRoles(self.endpoint, region)
         self.logs = LogRouter(self._backend, console, writer=self._log_writer)
+        # EventBridge Scheduler's part: fire the backend's one-time schedules at their time.
+        self.schedules: ScheduleFirer | None = None
+        if fire_schedules:
+            scheduler_roles = ExecutionRoles(self.endpoint, region, service_credentials=SCHEDULER_SERVICE_CREDENTIALS)
+            self.schedules = ScheduleFirer(self._backend, scheduler_roles, self.logs, interval=schedule_interval)
         self._code = CodeStore(self.zip_dir, Path(cache_dir) if cache_dir else self.zip_dir / ".local-runtime")
         self._settings = PoolSettings(
             endpoint=self.endpoint,
@@ -156,6 +164,12 @@ class LocalRuntime:
             deployment = self._discover()
             self._check_code(deployment)
             self._apply(deployment, initial=True)
+            if self.schedules is not None:
+                self.schedules.start()
+                self.logs.say(
+                    f"firing EventBridge Scheduler one-time schedules at their time (re-listed every "
+                    f"{self.schedules.interval:g} s)"
+                )
             if self._refresh_interval:
                 self._refresher = threading.Thread(target=self._refresh_loop, name="local-runtime-refresh", daemon=True)
                 self._refresher.start()
@@ -168,6 +182,8 @@ class LocalRuntime:
     def stop(self) -> None:
         """Stop everything this runtime started (pollers, front, worker processes, log shipping)."""
         self._stopping.set()
+        if self.schedules is not None:
+            self.schedules.stop()
         if self._refresher is not None:
             self._refresher.join(30)
             self._refresher = None

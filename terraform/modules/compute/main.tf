@@ -26,21 +26,27 @@ locals {
 
   # Every setting the code reads (docs/architecture.md); POWERTOOLS_SERVICE_NAME is per function.
   common_environment = {
-    JOBS_TABLE_NAME              = var.table_name
-    RESULTS_BUCKET_NAME          = var.bucket_name
-    JOBS_QUEUE_URL               = var.queue_url
-    ALLOWED_CLIENT_ID            = var.allowed_client_id
-    CORS_ALLOWED_ORIGINS         = join(",", var.cors_allowed_origins)
-    MAX_RECEIVE_COUNT            = tostring(var.max_receive_count)
-    JOB_RETENTION_DAYS           = tostring(var.job_retention_days)
-    RESULT_URL_TTL_SECONDS       = tostring(var.result_url_ttl_seconds)
-    QUOTA_TABLE_NAME             = var.quota_table_name
-    QUOTA_MAX_ACTIVE_JOBS        = tostring(var.quota_max_active_jobs)
-    QUOTA_SUBMIT_RATE_PER_SECOND = tostring(var.quota_submit_rate_per_second)
-    QUOTA_SUBMIT_BURST           = tostring(var.quota_submit_burst)
-    QUOTA_TIERS                  = jsonencode(var.quota_tiers)
-    POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
-    POWERTOOLS_LOG_LEVEL         = var.log_level
+    JOBS_TABLE_NAME                  = var.table_name
+    RESULTS_BUCKET_NAME              = var.bucket_name
+    JOBS_QUEUE_URL                   = var.queue_url
+    ALLOWED_CLIENT_ID                = var.allowed_client_id
+    CORS_ALLOWED_ORIGINS             = join(",", var.cors_allowed_origins)
+    MAX_RECEIVE_COUNT                = tostring(var.max_receive_count)
+    JOB_RETENTION_DAYS               = tostring(var.job_retention_days)
+    RESULT_URL_TTL_SECONDS           = tostring(var.result_url_ttl_seconds)
+    QUOTA_TABLE_NAME                 = var.quota_table_name
+    QUOTA_MAX_ACTIVE_JOBS            = tostring(var.quota_max_active_jobs)
+    QUOTA_SUBMIT_RATE_PER_SECOND     = tostring(var.quota_submit_rate_per_second)
+    QUOTA_SUBMIT_BURST               = tostring(var.quota_submit_burst)
+    QUOTA_TIERS                      = jsonencode(var.quota_tiers)
+    JOBS_QUEUE_ARN                   = var.queue_arn
+    JOBS_DLQ_ARN                     = var.dlq_arn
+    SCHEDULE_GROUP_NAME              = var.schedule_group_name
+    SCHEDULER_ROLE_ARN               = var.scheduler_role_arn
+    MAX_SCHEDULE_DAYS                = tostring(var.max_schedule_days)
+    SCHEDULE_DELAY_THRESHOLD_SECONDS = tostring(var.schedule_delay_threshold_seconds)
+    POWERTOOLS_METRICS_NAMESPACE     = var.metrics_namespace
+    POWERTOOLS_LOG_LEVEL             = var.log_level
   }
 
   # Lambda's advanced logging controls filter JSON logs by level, with names of their own:
@@ -137,6 +143,27 @@ data "aws_iam_policy_document" "api" {
     sid       = "EnqueueJobs"
     actions   = ["sqs:SendMessage"]
     resources = [var.queue_arn]
+  }
+
+  # Jobs due beyond the SQS delay threshold: one one-time schedule each, created at submit,
+  # deleted when the job is cancelled (it deletes itself once it fired).
+  statement {
+    sid       = "ScheduleJobs"
+    actions   = ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"]
+    resources = [var.schedules_arn_pattern]
+  }
+
+  # A schedule acts as the scheduler role: creating one passes that role to Scheduler.
+  statement {
+    sid       = "PassSchedulerRole"
+    actions   = ["iam:PassRole"]
+    resources = [var.scheduler_role_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["scheduler.amazonaws.com"]
+    }
   }
 
   statement {

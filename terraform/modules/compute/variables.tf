@@ -349,3 +349,47 @@ variable "quota_tiers" {
     error_message = "quota_tiers is over 2 KB as JSON: Lambda allows 4 KB of environment variables in all."
   }
 }
+
+# --- scheduled jobs (module scheduling) ---------------------------------------------------
+
+variable "dlq_arn" {
+  description = "ARN of the job dead-letter queue: where a schedule's undeliverable message goes (JOBS_DLQ_ARN)."
+  type        = string
+}
+
+variable "schedule_group_name" {
+  description = "Schedule group of the jobs' one-time schedules (SCHEDULE_GROUP_NAME)."
+  type        = string
+}
+
+variable "schedules_arn_pattern" {
+  description = "ARN pattern of the schedules in that group: the api may create and delete them."
+  type        = string
+}
+
+variable "scheduler_role_arn" {
+  description = "Role the schedules act as; the api passes it to EventBridge Scheduler (SCHEDULER_ROLE_ARN)."
+  type        = string
+}
+
+variable "max_schedule_days" {
+  description = "How far ahead a job may be scheduled, in days (MAX_SCHEDULE_DAYS)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.max_schedule_days >= 1 && var.max_schedule_days <= 365 && floor(var.max_schedule_days) == var.max_schedule_days
+    error_message = "max_schedule_days must be a whole number from 1 to 365."
+  }
+}
+
+variable "schedule_delay_threshold_seconds" {
+  description = "A job due at most this many seconds ahead is sent with an SQS message delay; later, by a one-time schedule (SCHEDULE_DELAY_THRESHOLD_SECONDS)."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.schedule_delay_threshold_seconds >= 0 && var.schedule_delay_threshold_seconds <= 900 && floor(var.schedule_delay_threshold_seconds) == var.schedule_delay_threshold_seconds
+    error_message = "schedule_delay_threshold_seconds must be a whole number from 0 to 900 (SQS's maximum DelaySeconds)."
+  }
+}
