@@ -53,6 +53,8 @@ module "compute" {
   batch_size                  = var.worker_batch_size
   batching_window_seconds     = var.worker_batching_window_seconds
   max_concurrency             = var.worker_max_concurrency
+  priority_max_concurrency    = var.worker_priority_concurrency
+  high_priority_group         = var.high_priority_group
 
   table_name       = module.storage.table_name
   table_arn        = module.storage.table_arn
@@ -61,8 +63,8 @@ module "compute" {
   quota_table_arn  = module.storage.quota_table_arn
   bucket_name      = module.storage.bucket_name
   bucket_arn       = module.storage.bucket_arn
-  queue_url        = module.queue.queue_url
-  queue_arn        = module.queue.queue_arn
+  queue_urls       = module.queue.queue_urls
+  queue_arns       = module.queue.queue_arns
 
   allowed_client_id      = module.identity.app_client_id
   cors_allowed_origins   = var.cors_allowed_origins
@@ -100,7 +102,7 @@ module "monitoring" {
   source = "./modules/monitoring"
 
   name_prefix                          = local.name_prefix
-  queue_name                           = module.queue.queue_name
+  queue_names                          = module.queue.queue_names
   dlq_name                             = module.queue.dlq_name
   api_function_name                    = module.compute.api_function_name
   worker_function_name                 = module.compute.worker_function_name

@@ -9,6 +9,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,12 +20,13 @@ from jobs.errors import (
     Busy,
     Conflict,
     EnqueueFailed,
+    Forbidden,
     IdempotencyKeyReused,
     JobNotFound,
     PoisonMessage,
     TooManyRequests,
 )
-from jobs.model import Job, NewJob, PageToken, Status, iso, new_job_id, utc_now
+from jobs.model import Job, NewJob, PageToken, Priority, Status, iso, new_job_id, utc_now
 from jobs.quotas import Limits, Usage, admit
 from jobs.settings import Settings
 from jobs.store import (
@@ -68,13 +70,20 @@ class JobService:
         self.queue = queue
 
     def submit(
-        self, owner_id: str, body: str | None, idempotency_key: str | None, limits: Limits | None = None
+        self,
+        owner_id: str,
+        body: str | None,
+        idempotency_key: str | None,
+        limits: Limits | None = None,
+        groups: Collection[str] = (),
     ) -> Submitted:
         """Validate, charge the caller's quota and record the job (one transaction), then queue it.
 
         ``limits``: the caller's (their tier's); the environment's defaults if not given.
+        ``groups``: the caller's Cognito groups (who may ask for ``high`` priority).
         """
         request = NewJob.from_body(body, action_formats())
+        self.check_priority(request.priority, groups)
         limits = limits or self.settings.quota_defaults
         now = utc_now()
         job = self._new_job(owner_id, request, now)
@@ -112,6 +121,19 @@ class JobService:
             raise EnqueueFailed("the job could not be queued; nothing was submitted, please retry") from exc
         return Submitted(job, replayed=False, usage=usage)
 
+    def check_priority(self, priority: Priority, groups: Collection[str]) -> None:
+        """``high`` is for members of the configured group only (403 ``priority_not_allowed``)."""
+        if priority is not Priority.HIGH:
+            return
+        group = self.settings.high_priority_group
+        if group is None:
+            raise Forbidden("priority high is not available on this deployment", "priority_not_allowed")
+        if group not in groups:
+            raise Forbidden(
+                f"priority high is for members of the group {group!r}; submit with normal or low",
+                "priority_not_allowed",
+            )
+
     def _new_job(self, owner_id: str, request: NewJob, now: datetime) -> Job:
         """The record of a validated request, as it is first written."""
         return Job(
@@ -122,6 +144,7 @@ class JobService:
             context1=request.context1,
             context2=request.context2,
             format=request.format,
+            priority=request.priority,
             status=Status.PENDING,
             created_at=iso(now),
             updated_at=iso(now),

@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from jobs.quotas import Limits, QuotaConfigError, parse_tiers
+from jobs.model import Priority
+from jobs.quotas import Limits, QuotaConfigError, is_group_name, parse_tiers
+
+# The queue of each priority (README "Flow control"): normal keeps its historical name.
+QUEUE_URL_VARIABLES = {
+    Priority.HIGH: "JOBS_QUEUE_URL_HIGH",
+    Priority.NORMAL: "JOBS_QUEUE_URL",
+    Priority.LOW: "JOBS_QUEUE_URL_LOW",
+}
 
 
 class SettingsError(RuntimeError):
@@ -22,7 +30,7 @@ class SettingsError(RuntimeError):
 class Settings:
     table_name: str
     bucket_name: str
-    queue_url: str
+    queue_urls: dict[Priority, str]
     allowed_client_id: str
     cors_allowed_origins: tuple[str, ...]
     max_receive_count: int
@@ -31,6 +39,13 @@ class Settings:
     quota_table_name: str
     quota_defaults: Limits
     quota_tiers: dict[str, Limits]
+    # Members of this Cognito group may submit ``high`` jobs; None: nobody may.
+    high_priority_group: str | None = None
+
+    @property
+    def queue_url(self) -> str:
+        """The normal-priority queue (the one queue before priorities existed)."""
+        return self.queue_urls[Priority.NORMAL]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,13 +90,26 @@ class Settings:
         except QuotaConfigError as exc:
             raise SettingsError(f"environment variable QUOTA_TIERS: {exc}") from None
 
+        queue_urls = {priority: required(name) for priority, name in QUEUE_URL_VARIABLES.items()}
+        if len(set(queue_urls.values())) != len(queue_urls):
+            raise SettingsError(
+                f"environment variables {', '.join(QUEUE_URL_VARIABLES.values())} must name three different "
+                "queues (one per priority)"
+            )
+        high_group = env.get("HIGH_PRIORITY_GROUP", "").strip() or None
+        if high_group is not None and not is_group_name(high_group):
+            raise SettingsError(
+                f"environment variable HIGH_PRIORITY_GROUP must be a Cognito group name without spaces, "
+                f"commas or brackets, got {high_group[:64]!r}"
+            )
+
         origins = tuple(o.strip() for o in required("CORS_ALLOWED_ORIGINS").split(",") if o.strip())
         if not origins:
             raise SettingsError("environment variable CORS_ALLOWED_ORIGINS lists no origin")
         return cls(
             table_name=required("JOBS_TABLE_NAME"),
             bucket_name=required("RESULTS_BUCKET_NAME"),
-            queue_url=required("JOBS_QUEUE_URL"),
+            queue_urls=queue_urls,
             allowed_client_id=required("ALLOWED_CLIENT_ID"),
             cors_allowed_origins=origins,
             max_receive_count=positive_int("MAX_RECEIVE_COUNT"),
@@ -90,6 +118,7 @@ class Settings:
             quota_table_name=required("QUOTA_TABLE_NAME"),
             quota_defaults=quota_defaults,
             quota_tiers=quota_tiers,
+            high_priority_group=high_group,
         )
 
 

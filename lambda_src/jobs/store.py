@@ -17,7 +17,7 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,7 +25,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from jobs.formats import DEFAULT_FORMAT, ResultFormat
-from jobs.model import Job, Status
+from jobs.model import DEFAULT_PRIORITY, Job, Priority, Status
 from jobs.quotas import Charge, Usage
 
 STATUS_INDEX = "by_owner_status"
@@ -39,7 +39,14 @@ _ser = TypeSerializer()
 _de = TypeDeserializer()
 
 # Attribute names that are DynamoDB reserved words (or just better quoted).
-_NAMES = {"#status": "status", "#name": "name", "#action": "action", "#error": "error", "#format": "format"}
+_NAMES = {
+    "#status": "status",
+    "#name": "name",
+    "#action": "action",
+    "#error": "error",
+    "#format": "format",
+    "#priority": "priority",
+}
 
 _FIELDS = {
     # Job attribute -> item attribute
@@ -48,6 +55,7 @@ _FIELDS = {
     "name": "name",
     "action": "action",
     "format": "format",  # absent on records written before formats existed: text
+    "priority": "priority",  # absent on records written before priorities existed: normal
     "context1": "context1",
     "context2": "context2",
     "status": "status",
@@ -80,6 +88,7 @@ def _to_item(job: Job) -> dict[str, Any]:
     values = {attr: getattr(job, f) for f, attr in _FIELDS.items()}
     values["status"] = job.status.value
     values["format"] = job.format.value
+    values["priority"] = job.priority.value
     values["owner_status"] = _owner_status(job.owner_id, job.status)
     if not job.lease_owner:
         values.pop("lease_owner")
@@ -97,6 +106,7 @@ def _from_item(item: dict[str, Any]) -> Job:
             kwargs[f] = values[attr]
     kwargs["status"] = Status(kwargs["status"])
     kwargs["format"] = ResultFormat(kwargs.get("format", DEFAULT_FORMAT))
+    kwargs["priority"] = Priority(kwargs.get("priority", DEFAULT_PRIORITY))
     for number in ("attempts", "lease_until", "expires_at"):
         kwargs[number] = int(kwargs.get(number, 0))
     kwargs["redrives"] = [
@@ -590,13 +600,25 @@ class ResultBucket:
 
 
 class JobQueue:
-    def __init__(self, client: Any, queue_url: str) -> None:
+    """The job queues, one per priority (standard queues used as SQS fair queues)."""
+
+    def __init__(self, client: Any, queue_urls: Mapping[Priority, str]) -> None:
+        missing = [p.value for p in Priority if p not in queue_urls]
+        if missing:
+            raise ValueError(f"no queue URL for priority {', '.join(missing)}")
         self._sqs = client
-        self._url = queue_url
+        self._urls = dict(queue_urls)
 
     def send(self, job: Job) -> None:
-        """Queue ``job`` for the worker."""
-        self._sqs.send_message(QueueUrl=self._url, MessageBody=message_body(job))
+        """Queue ``job`` for the worker, in its priority's queue.
+
+        ``MessageGroupId`` is the owner: on a standard queue it makes SQS serve the queue
+        fairly between owners (a fair queue), so one user's backlog does not hold back the
+        others' jobs. It orders nothing (that needs a FIFO queue).
+        """
+        self._sqs.send_message(
+            QueueUrl=self._urls[job.priority], MessageBody=message_body(job), MessageGroupId=job.owner_id
+        )
 
 
 def message_body(job: Job) -> str:

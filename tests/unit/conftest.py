@@ -25,6 +25,7 @@ TABLE = "jobs-test"
 QUOTA_TABLE = "jobs-test-quotas"
 BUCKET = "jobs-test-results"
 MAX_RECEIVE = 3
+HIGH_GROUP = "priority-high"  # members may submit priority high
 
 ENV = {
     "AWS_DEFAULT_REGION": REGION,
@@ -34,6 +35,9 @@ ENV = {
     "JOBS_TABLE_NAME": TABLE,
     "RESULTS_BUCKET_NAME": BUCKET,
     "JOBS_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/123456789012/jobs-test",
+    "JOBS_QUEUE_URL_HIGH": f"https://sqs.{REGION}.amazonaws.com/123456789012/jobs-test-high",
+    "JOBS_QUEUE_URL_LOW": f"https://sqs.{REGION}.amazonaws.com/123456789012/jobs-test-low",
+    "HIGH_PRIORITY_GROUP": HIGH_GROUP,
     "ALLOWED_CLIENT_ID": CLIENT_ID,
     "CORS_ALLOWED_ORIGINS": "https://app.example.com,https://admin.example.com",
     "MAX_RECEIVE_COUNT": str(MAX_RECEIVE),
@@ -68,17 +72,20 @@ def create_resources() -> dict[str, str]:
     sqs = boto3.client("sqs", region_name=REGION)
     dlq = sqs.create_queue(QueueName="jobs-test-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue = sqs.create_queue(
-        QueueName="jobs-test",
-        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE})},
-    )["QueueUrl"]
-    return {"queue_url": queue, "dlq_url": dlq}
+    redrive = {"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE})}
+    urls = {
+        name: sqs.create_queue(QueueName=f"jobs-test{suffix}", Attributes=redrive)["QueueUrl"]
+        for name, suffix in (("queue_url", ""), ("high_queue_url", "-high"), ("low_queue_url", "-low"))
+    }
+    return {**urls, "dlq_url": dlq}
 
 
 @dataclass
 class Stack:
-    queue_url: str
+    queue_url: str  # normal priority
     dlq_url: str
+    high_queue_url: str = ""
+    low_queue_url: str = ""
 
     @property
     def ddb(self) -> Any:
@@ -125,6 +132,8 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     with mock_aws():
         urls = create_resources()
         monkeypatch.setenv("JOBS_QUEUE_URL", urls["queue_url"])
+        monkeypatch.setenv("JOBS_QUEUE_URL_HIGH", urls["high_queue_url"])
+        monkeypatch.setenv("JOBS_QUEUE_URL_LOW", urls["low_queue_url"])
         from jobs import aws
 
         aws.reset()

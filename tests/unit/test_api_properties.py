@@ -14,9 +14,11 @@ from tests.unit.conftest import VALID_JOB, api_event, call_api, claims
 pytestmark = pytest.mark.usefixtures("stack")
 
 ROUTES = [("POST", "/job"), ("GET", "/job"), ("DELETE", "/job"), ("GET", "/jobs"), ("GET", "/quota")]
-FIELDS = ["name", "action", "context1", "context2", "format"]
-# Valid names of actions and formats, so that bodies reach the checks past them (and the writes).
+FIELDS = ["name", "action", "context1", "context2", "format", "priority"]
+# Valid names of actions, formats and priorities, so that bodies reach the checks past them
+# (and the writes).
 NAMES = ["demo", "process-data", "word-count", "checksum", "text", "json", "csv"]
+PRIORITIES = ["high", "normal", "low"]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
@@ -40,6 +42,11 @@ bodies = st.one_of(
         st.sampled_from(NAMES[:4]),
         st.one_of(st.sampled_from(NAMES[4:]), json_values),
     ),
+    st.builds(
+        lambda priority, fmt: json.dumps({**VALID_JOB, "priority": priority, **fmt}),
+        st.one_of(st.sampled_from(PRIORITIES), json_values, st.text(max_size=10)),
+        st.one_of(st.just({}), st.builds(lambda f: {"format": f}, st.sampled_from(NAMES[4:]))),
+    ),
 )
 params = st.dictionaries(
     st.sampled_from(["job_id", "limit", "status", "next_token", "other"]),
@@ -52,7 +59,9 @@ headers = st.dictionaries(
     max_size=3,
 )
 group_claims = st.one_of(
-    st.sampled_from(["capped", "throttled", "lifted,capped", "[lifted throttled]", "", "[]", ",", "nobody"]),
+    st.sampled_from(
+        ["capped", "throttled", "lifted,capped", "[lifted throttled]", "", "[]", ",", "nobody", "priority-high"]
+    ),
     st.text(alphabet=string.printable, max_size=40),
 )
 claim_sets = st.one_of(
