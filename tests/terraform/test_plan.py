@@ -131,10 +131,26 @@ def test_plan_storage_and_queue_follow_the_contract(env_plan):
     assert dlq_retention == 14 * 24 * 3600
     # a dead letter keeps its age: it must have days left in the DLQ to be seen and redriven
     assert dlq_retention - queue["message_retention_seconds"] >= 4 * 24 * 3600
-    esm = resources["module.compute.aws_lambda_event_source_mapping.worker"]
-    assert esm["function_response_types"] == ["ReportBatchItemFailures"]
-    assert esm["batch_size"] == int(settings["worker_batch_size"])
-    assert esm["scaling_config"] == [{"maximum_concurrency": int(settings["worker_max_concurrency"])}]
+    # one queue per priority, the same settings and the same DLQ; normal keeps its address
+    for priority in ("high", "low"):
+        other = resources[f'module.queue.aws_sqs_queue.priority["{priority}"]']
+        assert other["name"] == f"jobs-{env}-jobs-{priority}"
+        for key in ("visibility_timeout_seconds", "message_retention_seconds", "receive_wait_time_seconds"):
+            assert other[key] == queue[key], (priority, key)
+    assert queue["name"] == f"jobs-{env}-jobs"
+    # one mapping per priority, each with its own maximum concurrency (AWS minimum 2)
+    weights = {
+        "normal": int(settings["worker_max_concurrency"]),
+        **{k: int(v) for k, v in re.findall(r"(high|low)\s*=\s*(\d+)", settings["worker_priority_concurrency"])},
+    }
+    assert set(weights) == {"high", "normal", "low"} and min(weights.values()) >= 2
+    for priority, concurrency in weights.items():
+        esm = resources[f'module.compute.aws_lambda_event_source_mapping.worker["{priority}"]']
+        assert esm["function_response_types"] == ["ReportBatchItemFailures"]
+        assert esm["batch_size"] == int(settings["worker_batch_size"])
+        assert esm["scaling_config"] == [{"maximum_concurrency": concurrency}]
+    reserved = int(settings["worker_reserved_concurrency"])
+    assert reserved < 0 or reserved >= sum(weights.values())
     bucket = resources["module.storage.aws_s3_bucket.results"]
     assert bucket["force_destroy"] is (settings["force_destroy_bucket"] == "true")
     rule = resources["module.storage.aws_s3_bucket_lifecycle_configuration.results"]["rule"][0]

@@ -1,0 +1,207 @@
+"""Flow control under a backlog: fairness between users and priorities (README "Flow control").
+
+Both measures go through the local HTTP front as real users and read the times from the job
+records (``createdAt`` written by the api, ``completedAt`` by the worker, same host clock):
+
+- **fairness**: user A submits ``a_jobs`` at once (``threads`` parallel POSTs), then user B
+  submits ``b_jobs``. A's drain time is from A's first ``createdAt`` to A's last
+  ``completedAt``; B's latency is each job's ``completedAt - createdAt``. Figure:
+  ``b_median_vs_a_drain`` = B's median / A's drain time (without fair queues, B's jobs wait
+  behind A's backlog: about 1).
+- **priorities**: a ``high`` job's submit-to-COMPLETE on an idle stack (median of
+  ``samples``), then the same with ``backlog`` ``normal`` jobs queued (a job submitted, waited
+  for, then the next). Figure: ``high_backlog_vs_idle``. A ``low`` job submitted with the
+  backlog shows that low is not starved (it finishes before the backlog drains).
+
+Used by ``invoke bench`` (the issue's figures: 1,000/10 and a backlog of 500) and by the e2e
+tests (smaller figures, generous bounds).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from tooling.bench import load, records
+from tooling.bench.stats import median, ratio
+
+Out = Callable[[str], None]
+JOB_BODY = {"action": "demo", "context1": "hello", "context2": "world"}
+
+
+@dataclass(frozen=True)
+class User:
+    token: str
+    sub: str
+
+
+class SubmitFailed(RuntimeError):
+    """A POST of the measurement was not accepted (the figures would be meaningless)."""
+
+
+def submit(
+    api_url: str, user: User, count: int, prefix: str, threads: int = 8, extra: dict[str, Any] | None = None
+) -> list[str]:
+    """``count`` jobs of ``user`` posted by ``threads`` parallel keep-alive sessions; their ids."""
+    body = {**JOB_BODY, **(extra or {})}
+    headers = {"Authorization": user.token, "Content-Type": "application/json"}
+
+    def post(chunk: Sequence[int]) -> list[str]:
+        ids = []
+        with requests.Session() as session:
+            for index in chunk:
+                resp = session.post(f"{api_url}/job", json={"name": f"{prefix}-{index}", **body}, headers=headers)
+                if resp.status_code != 202:
+                    raise SubmitFailed(f"POST /job answered {resp.status_code}: {resp.text[:300]}")
+                ids.append(str(resp.json()["job_id"]))
+        return ids
+
+    chunks = [range(i, count, threads) for i in range(min(threads, count))]
+    with concurrent.futures.ThreadPoolExecutor(len(chunks)) as pool:
+        return [job_id for ids in pool.map(post, chunks) for job_id in ids]
+
+
+def wait_finished(ddb: Any, table: str, sub: str, count: int, timeout: float, out: Out, label: str) -> None:
+    """Until ``sub`` has ``count`` COMPLETE or FAILED jobs (polled once a second on the index)."""
+    finished, _ = load.wait_until_finished(ddb, table, {sub: count}, timeout, out, label)
+    if not finished:
+        raise TimeoutError(f"{label}: the jobs did not finish within {timeout:.0f}s")
+
+
+def times(ddb: Any, table: str, sub: str, job_ids: Sequence[str]) -> dict[str, tuple[float, float | None]]:
+    """job id -> (createdAt, completedAt or None), epoch seconds."""
+    wanted = set(job_ids)
+    found: dict[str, tuple[float, float | None]] = {}
+    for item in load.owner_records(ddb, table, sub):
+        if item.get("job_id") in wanted:
+            done = item.get("completedAt") if item.get("status") == "COMPLETE" else None
+            found[item["job_id"]] = (
+                records.parse_iso(item["createdAt"]).timestamp(),
+                records.parse_iso(done).timestamp() if done else None,
+            )
+    return found
+
+
+def _latencies(found: dict[str, tuple[float, float | None]]) -> list[float]:
+    return [done - created for created, done in found.values() if done is not None]
+
+
+def fairness(
+    api_url: str,
+    ddb: Any,
+    table: str,
+    a: User,
+    b: User,
+    a_jobs: int,
+    b_jobs: int,
+    timeout: float,
+    out: Out = print,
+    threads: int = 8,
+) -> dict[str, Any]:
+    """A's backlog, then B's few jobs: B's median submit-to-COMPLETE against A's drain time."""
+    out(f"fairness: user A submits {a_jobs} jobs ({threads} parallel clients) ...")
+    began = time.monotonic()
+    a_ids = submit(api_url, a, a_jobs, "fair-a", threads)
+    a_submit_s = time.monotonic() - began
+    out(f"  A's {a_jobs} jobs accepted in {a_submit_s:.1f}s; user B submits {b_jobs} ...")
+    b_ids = submit(api_url, b, b_jobs, "fair-b", min(threads, b_jobs))
+    wait_finished(ddb, table, b.sub, b_jobs, timeout, out, "fairness B")
+    b_done_s = time.monotonic() - began
+    wait_finished(ddb, table, a.sub, a_jobs, timeout, out, "fairness A")
+    a_times, b_times = times(ddb, table, a.sub, a_ids), times(ddb, table, b.sub, b_ids)
+    a_done = [done for _, done in a_times.values() if done is not None]
+    if len(a_done) != a_jobs or len(_latencies(b_times)) != b_jobs:
+        raise RuntimeError(
+            f"fairness: {len(a_done)}/{a_jobs} of A and {len(_latencies(b_times))}/{b_jobs} of B COMPLETE"
+        )
+    a_drain = max(a_done) - min(created for created, _ in a_times.values())
+    b_median = median(_latencies(b_times))
+    figures = {
+        "a_jobs": a_jobs,
+        "b_jobs": b_jobs,
+        "a_submit_s": round(a_submit_s, 2),
+        "a_drain_s": round(a_drain, 2),
+        "a_jobs_per_s": round(a_jobs / a_drain, 2) if a_drain > 0 else None,
+        "b_median_s": round(b_median, 3),
+        "b_max_s": round(max(_latencies(b_times)), 3),
+        "b_all_done_after_s": round(b_done_s, 2),
+        "b_median_vs_a_drain": ratio(b_median, a_drain),
+    }
+    out(
+        f"  fairness: B's median {figures['b_median_s']}s vs A's drain {figures['a_drain_s']}s "
+        f"= {figures['b_median_vs_a_drain']} (goal <= 0.10)"
+    )
+    return figures
+
+
+def _one_by_one(
+    api_url: str, ddb: Any, table: str, user: User, priority: str, samples: int, timeout: float, out: Out, label: str
+) -> dict[str, tuple[float, float | None]]:
+    """``samples`` jobs of ``priority``, each submitted once the previous one is COMPLETE."""
+    found: dict[str, tuple[float, float | None]] = {}
+    base = load.count_status(ddb, table, user.sub, "COMPLETE") + load.count_status(ddb, table, user.sub, "FAILED")
+    for n in range(samples):
+        [job_id] = submit(api_url, user, 1, f"{label}-{n}", 1, {"priority": priority})
+        wait_finished(ddb, table, user.sub, base + n + 1, timeout, out, label)
+        found.update(times(ddb, table, user.sub, [job_id]))
+    if len(_latencies(found)) != samples:
+        raise RuntimeError(f"{label}: {len(_latencies(found))}/{samples} {priority} jobs COMPLETE")
+    return found
+
+
+def priorities(
+    api_url: str,
+    ddb: Any,
+    table: str,
+    member: User,
+    other: User,
+    backlog: int,
+    timeout: float,
+    out: Out = print,
+    samples: int = 3,
+    threads: int = 8,
+) -> dict[str, Any]:
+    """A high job's submit-to-COMPLETE idle and behind ``backlog`` normal jobs of ``other``.
+
+    ``member`` belongs to the high-priority group (its own high and low jobs are measured).
+    """
+    out(f"priorities: {samples} high jobs on the idle stack, one at a time ...")
+    idle = _one_by_one(api_url, ddb, table, member, "high", samples, timeout, out, "high-idle")
+    out(f"priorities: a backlog of {backlog} normal jobs, then {samples} high jobs and 1 low job ...")
+    began = time.monotonic()
+    normal_ids = submit(api_url, other, backlog, "backlog", threads)
+    out(f"  backlog accepted in {time.monotonic() - began:.1f}s")
+    [low_id] = submit(api_url, member, 1, "low-behind-backlog", 1, {"priority": "low"})
+    under = _one_by_one(api_url, ddb, table, member, "high", samples, timeout, out, "high-backlog")
+    wait_finished(ddb, table, other.sub, backlog, timeout, out, "backlog")
+    normal = times(ddb, table, other.sub, normal_ids)
+    normal_done = [done for _, done in normal.values() if done is not None]
+    low = times(ddb, table, member.sub, [low_id]).get(low_id)
+    if len(normal_done) != backlog or low is None or low[1] is None:
+        raise RuntimeError(f"priorities: {len(normal_done)}/{backlog} of the backlog COMPLETE, low job: {low}")
+    backlog_drain = max(normal_done) - min(created for created, _ in normal.values())
+    idle_s, under_s = _latencies(idle), _latencies(under)
+    figures = {
+        "backlog": backlog,
+        "samples": samples,
+        "high_idle_median_s": round(median(idle_s), 3),
+        "high_backlog_median_s": round(median(under_s), 3),
+        "high_backlog_max_s": round(max(under_s), 3),
+        # the measure means something only if the high jobs ran while the backlog was there
+        "high_done_before_backlog_drained": max(d for _, d in under.values() if d is not None) < max(normal_done),
+        "backlog_drain_s": round(backlog_drain, 2),
+        "low_behind_backlog_s": round(low[1] - low[0], 3),
+        "low_done_before_backlog_drained": low[1] < max(normal_done),
+        "high_backlog_vs_idle": ratio(median(under_s), median(idle_s)),
+    }
+    out(
+        f"  priorities: high {figures['high_backlog_median_s']}s under a backlog of {backlog} vs "
+        f"{figures['high_idle_median_s']}s idle = {figures['high_backlog_vs_idle']}x (goal <= 2); "
+        f"low {figures['low_behind_backlog_s']}s, backlog drained in {figures['backlog_drain_s']}s"
+    )
+    return figures
