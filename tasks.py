@@ -201,8 +201,10 @@ def demo(c: Context, timeout: int = 120) -> None:
         "out": "directory for results.json, results.md and latency.png (default build/bench/)",
         "listing_items": "other users' jobs to seed before the second GET /jobs measurement (default 100000)",
         "skip_listing": "skip the GET /jobs measurement (and its seeding)",
+        "skip_flow": "skip the flow-control measurements (fairness: 1,000 + 10 jobs; priorities: a backlog of 500)",
         "cold_runs": "fresh-process imports per cold start variant; the median is reported (default 7)",
-        "quick": "a short run: 100 jobs, 10,000 listing items, 3 cold start runs (explicit flags still win)",
+        "quick": "a short run: 100 jobs, 10,000 listing items, 3 cold start runs, fairness 300 + 10 jobs, a "
+        "priority backlog of 200 (explicit flags still win)",
         "var": "NAME=VALUE: a Terraform variable of the bench's stack over environments/local.tfvars "
         "(repeatable, e.g. --var worker_batch_size=1); docs/tuning.md",
     },
@@ -219,6 +221,7 @@ def bench(
     cold_runs: int = 0,
     quick: bool = False,
     var: list[str] | None = None,
+    skip_flow: bool = False,
 ) -> None:
     """Benchmark the local stack against a raw-boto3 floor: throughput, latency, listing, cold start, cost.
 
@@ -236,5 +239,6 @@ def bench(
         cold_runs=cold_runs,
         quick=quick,
         var=var,
+        skip_flow=skip_flow,
     )
     bench_mod.run(config)

@@ -2,8 +2,9 @@
 another's jobs (SQS fair queues: MessageGroupId = the owner; the embedded backend emulates
 the fair dequeue, tooling/embedded_backend.py ``fair_order``).
 
-User A submits a backlog at once, then user B a few jobs. Without fairness B's jobs wait
-behind the whole backlog (B's median ~ A's drain time); with it they are served at the next
+User A queues a backlog at once (the worker's mapping paused while A posts), then user B
+submits a few jobs once the backlog is being served. Without fairness B's jobs wait behind
+the whole backlog (B's median ~ A's drain time); with it they are served at the next
 receive. The issue's figure (1,000 then 10, goal <= 10 %) is measured by ``invoke bench``;
 here a smaller backlog and a generous bound (35 %) keep the test short and steady on a busy
 machine.
@@ -29,7 +30,9 @@ def test_a_backlog_of_one_user_does_not_starve_another(
     figures = flow.fairness(
         stack.api_url,
         stack.client("dynamodb"),
+        stack.client("lambda"),
         stack.outputs["table_name"],
+        stack.outputs["event_source_mapping_uuid"],
         flow.User(a.token, a.sub),
         flow.User(b.token, b.sub),
         A_JOBS,
@@ -38,5 +41,5 @@ def test_a_backlog_of_one_user_does_not_starve_another(
     )
     print(figures)
     assert figures["b_median_vs_a_drain"] <= BOUND, figures
-    # and B was not merely lucky at the end: all of B's jobs finished while A's backlog drained
-    assert figures["b_max_s"] < figures["a_drain_s"], figures
+    # B did not wait for A's backlog: a good part of it was still there when B's last job finished
+    assert figures["a_left_when_b_done"] >= A_JOBS // 4, figures

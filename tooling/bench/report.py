@@ -29,6 +29,8 @@ TARGETS: tuple[Target, ...] = (
     Target("zip_api_bytes", "api.zip size", "<", ZIP_LIMIT_BYTES, " bytes"),
     Target("zip_worker_bytes", "worker.zip size", "<", ZIP_LIMIT_BYTES, " bytes"),
     Target("aws_requests_per_job", "AWS requests per job", "<=", 6.0, ""),
+    Target("fairness_b_median_vs_a_drain", "fairness: B's median vs A's drain time", "<=", 0.10),
+    Target("high_backlog_vs_idle", "high job behind 500 normal vs idle", "<=", 2.0),
 )
 
 

@@ -3,12 +3,15 @@
 Order: start the local stack (backend with request counting on, terraform apply of
 ``environments/local.tfvars`` with the ``--var`` overrides on top, local runtime) -> cold
 start (on an idle machine) -> floor -> stack (after a warm-up of one job per client) ->
-listing (the stack's jobs deleted first, so the baseline table holds only the listing
-user's 50 jobs) -> results (printed, JSON, Markdown, PNG). Everything started is stopped at the end, failure or not.
+flow control (fairness: one user's 1,000 jobs then another's 10; priorities: a high job idle
+and behind 500 normal ones; tooling/bench/flow.py) -> listing (the stack's jobs deleted first,
+so the baseline table holds only the listing user's 50 jobs) -> results (printed, JSON,
+Markdown, PNG). Everything started is stopped at the end, failure or not.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -25,7 +28,7 @@ from botocore.config import Config
 
 from tooling import local_stack, packaging
 from tooling.aws_access import LOCAL_CREDENTIALS
-from tooling.bench import coldstart, counting, floor, listing, load, prices, records, report
+from tooling.bench import coldstart, counting, floor, flow, listing, load, prices, records, report
 from tooling.bench import variables as variables_mod
 from tooling.bench.stats import ratio, summary_ms
 from tooling.embedded_backend import COUNT_REQUESTS_ENV
@@ -48,6 +51,10 @@ class BenchConfig:
     cold_runs: int = 7
     seed_budget_s: float = 900.0
     completion_timeout_s: float | None = None  # default: 120 s + 1 s per job
+    skip_flow: bool = False
+    fair_a_jobs: int = 1000  # fairness: user A's backlog, submitted at once
+    fair_b_jobs: int = 10  # then user B's jobs
+    priority_backlog: int = 500  # priorities: normal jobs queued ahead of the high ones
     command: str = "invoke bench"
     variables: dict[str, Any] = field(default_factory=dict)  # --var: over environments/local.tfvars
 
@@ -61,6 +68,7 @@ def config_from_flags(
     cold_runs: int = 0,
     quick: bool = False,
     var: list[str] | None = None,
+    skip_flow: bool = False,
 ) -> BenchConfig:
     """The task's flags (0 or "" = default; ``quick`` = smaller defaults) -> a config naming its command.
 
@@ -73,6 +81,7 @@ def config_from_flags(
     command = ["invoke bench", *(["--quick"] if quick else [])]
     command += [f"--{name}={value}" for name, value in flags.items() if value]
     command += ["--skip-listing"] if skip_listing else []
+    command += ["--skip-flow"] if skip_flow else []
     command += [variables_mod.flag(name, value) for name, value in variables.items()]
     return BenchConfig(
         jobs=jobs or (100 if quick else 500),
@@ -83,6 +92,9 @@ def config_from_flags(
         cold_runs=cold_runs or (3 if quick else 7),
         command=" ".join(command),
         variables=variables,
+        skip_flow=skip_flow,
+        fair_a_jobs=300 if quick else 1000,
+        priority_backlog=200 if quick else 500,
     )
 
 
@@ -134,7 +146,7 @@ def _clients(endpoint: str, region: str, app_id: str, pool: int) -> dict[str, An
         "s3": {"addressing_style": "path"},
     }
     config = Config(**settings)
-    services = ("dynamodb", "sqs", "s3", "lambda")
+    services = ("dynamodb", "sqs", "s3", "lambda", "cognito-idp")
     return {s: session.client(s, endpoint_url=endpoint, config=config) for s in services}  # type: ignore[call-overload]
 
 
@@ -344,6 +356,10 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
             "log_bytes_per_job": cost["log_bytes_per_job"],
         }
 
+        # ---- flow control -----------------------------------------------------------------
+        if not config.skip_flow:
+            figures["flow"] = _flow(stack, aws, table, functions["api"], config, out)
+
         # ---- listing ----------------------------------------------------------------------
         if not config.skip_listing:
             figures["listing"] = _listing(stack, aws, table, clients, config, out, notes)
@@ -384,6 +400,8 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
         "zip_api_bytes": figures["cold_start"]["functions"]["api"]["zip_bytes"],
         "zip_worker_bytes": figures["cold_start"]["functions"]["worker"]["zip_bytes"],
         "aws_requests_per_job": cost.get("aws_requests_per_job"),
+        "fairness_b_median_vs_a_drain": ((figures.get("flow") or {}).get("fairness") or {}).get("b_median_vs_a_drain"),
+        "high_backlog_vs_idle": ((figures.get("flow") or {}).get("priorities") or {}).get("high_backlog_vs_idle"),
     }
     results: dict[str, Any] = {
         "started_at": started_at,
@@ -403,6 +421,39 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
     report.write(results, config.out_dir)
     _print_summary(results, out)
     return results
+
+
+def _flow(
+    stack: Any, aws: dict[str, Any], table: str, api_config: dict[str, Any], config: BenchConfig, out: Out
+) -> dict[str, Any]:
+    """Fairness and priorities (tooling/bench/flow.py) with users of their own."""
+    timeout = 300.0 + config.fair_a_jobs + config.priority_backlog
+
+    def user(group: str | None = None) -> flow.User:
+        username, password = stack.create_user()
+        if group:
+            cognito, pool = aws["cognito-idp"], stack.outputs["user_pool_id"]
+            with contextlib.suppress(cognito.exceptions.GroupExistsException):
+                cognito.create_group(GroupName=group, UserPoolId=pool)
+            cognito.admin_add_user_to_group(UserPoolId=pool, Username=username, GroupName=group)
+        token = stack.id_token(username, password)
+        return flow.User(token, load.token_sub(token))
+
+    ddb = aws["dynamodb"]
+    figures: dict[str, Any] = {}
+    mapping = stack.outputs["event_source_mapping_uuid"]  # the normal queue's, paused while A submits
+    figures["fairness"] = flow.fairness(
+        stack.api_url, ddb, aws["lambda"], table, mapping, user(), user(),
+        config.fair_a_jobs, config.fair_b_jobs, timeout, out,
+    )  # fmt: skip
+    group = ((api_config.get("Environment") or {}).get("Variables") or {}).get("HIGH_PRIORITY_GROUP")
+    if not group:
+        out("priorities: skipped, the stack names no high_priority_group")
+        return figures
+    figures["priorities"] = flow.priorities(
+        stack.api_url, ddb, table, user(group), user(), config.priority_backlog, timeout, out
+    )
+    return figures
 
 
 def _listing(
