@@ -14,17 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tests.e2e.conftest import Console
 from tests.e2e.support import User
 from tooling.bench import flow
 from tooling.local_stack import LocalStack
 
-A_JOBS = 400
+A_JOBS = 300
 B_JOBS = 10
 BOUND = 0.35  # B's median submit-to-COMPLETE / A's drain time
 
 
 def test_a_backlog_of_one_user_does_not_starve_another(
-    stack: LocalStack, make_user: Callable[[], User], queue_drained: None
+    stack: LocalStack, make_user: Callable[[], User], console: Console, queue_drained: None
 ) -> None:
     a, b = make_user(), make_user()
     figures = flow.fairness(
@@ -33,6 +34,8 @@ def test_a_backlog_of_one_user_does_not_starve_another(
         stack.client("lambda"),
         stack.outputs["table_name"],
         stack.outputs["event_source_mapping_uuid"],
+        stack.outputs["queue_url"],
+        console,
         flow.User(a.token, a.sub),
         flow.User(b.token, b.sub),
         A_JOBS,

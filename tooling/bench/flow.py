@@ -26,7 +26,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
@@ -35,9 +35,9 @@ from tooling.bench.stats import median, ratio
 
 Out = Callable[[str], None]
 JOB_BODY = {"action": "demo", "context1": "hello", "context2": "world"}
-# The local runtime re-reads the mappings every 2 s; a disabled one's poller then stops after
-# its in-flight batches. On AWS a disabled mapping stops within seconds too.
-PAUSE_SETTLE_S = 6.0
+# How long the local runtime may take to notice a mapping's change (it re-reads them every
+# 2 s, and a disabled mapping's poller stops after its in-flight batches).
+PAUSE_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,21 @@ def wait_finished(ddb: Any, table: str, sub: str, count: int, timeout: float, ou
         raise TimeoutError(f"{label}: the jobs did not finish within {timeout:.0f}s")
 
 
+def wait_job(ddb: Any, table: str, sub: str, job_id: str, timeout: float, label: str) -> str:
+    """Until one job is finished (a consistent GetItem every 0.2 s); its status. The figures come
+    from the record's own times, so the poll interval does not change them."""
+    deadline = time.monotonic() + timeout
+    key = {"owner_id": {"S": sub}, "job_id": {"S": job_id}}
+    while True:
+        item = ddb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item") or {}
+        status = str((item.get("status") or {}).get("S", ""))
+        if status in ("COMPLETE", "FAILED", "CANCELLED"):
+            return status
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{label}: job {job_id} is {status or 'missing'} after {timeout:.0f}s")
+        time.sleep(0.2)
+
+
 def times(ddb: Any, table: str, sub: str, job_ids: Sequence[str]) -> dict[str, tuple[float, float | None]]:
     """job id -> (createdAt, completedAt or None), epoch seconds."""
     wanted = set(job_ids)
@@ -97,16 +112,34 @@ def _latencies(found: dict[str, tuple[float, float | None]]) -> list[float]:
     return [done - created for created, done in found.values() if done is not None]
 
 
+class Console(Protocol):
+    """The local runtime's console lines (the e2e tests' ``Console``, the bench's ``ConsoleTap``)."""
+
+    def matching(self, *needles: str) -> list[str]: ...
+
+
+def _wait_lines(console: Console, needles: tuple[str, ...], before: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while len(console.matching(*needles)) <= before:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the local runtime did not {what} within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
-def mapping_paused(lam: Any, mapping_uuid: str) -> Iterator[None]:
-    """The event source mapping disabled (the local runtime stops its poller at its next
-    refresh, within ``PAUSE_SETTLE_S``; in-flight batches finish); enabled on the way out."""
+def mapping_paused(lam: Any, mapping_uuid: str, queue_url: str, console: Console) -> Iterator[None]:
+    """The event source mapping disabled until the block ends, as the runtime confirms it: its
+    poller is stopped (after its in-flight batches) before the block runs, and polls again
+    before this returns."""
+    stopped = len(console.matching(mapping_uuid, "disabled"))
+    polling = len(console.matching("polling", queue_url))
     lam.update_event_source_mapping(UUID=mapping_uuid, Enabled=False)
     try:
-        time.sleep(PAUSE_SETTLE_S)
+        _wait_lines(console, (mapping_uuid, "disabled"), stopped, PAUSE_TIMEOUT_S, "stop polling")
         yield
     finally:
         lam.update_event_source_mapping(UUID=mapping_uuid, Enabled=True)
+        _wait_lines(console, ("polling", queue_url), polling, PAUSE_TIMEOUT_S, "poll the queue again")
 
 
 def fairness(
@@ -115,6 +148,8 @@ def fairness(
     lam: Any,
     table: str,
     mapping_uuid: str,
+    queue_url: str,
+    console: Console,
     a: User,
     b: User,
     a_jobs: int,
@@ -125,11 +160,12 @@ def fairness(
 ) -> dict[str, Any]:
     """A's backlog, then B's few jobs: B's median submit-to-COMPLETE against A's drain time.
 
-    ``mapping_uuid``: the normal queue's event source mapping (paused while A submits).
+    ``mapping_uuid`` and ``queue_url``: the normal queue's event source mapping (paused while
+    A submits) and queue; ``console``: the local runtime's, which confirms the pause.
     """
     out(f"fairness: user A queues {a_jobs} jobs ({threads} parallel clients, the normal mapping paused) ...")
     began = time.monotonic()
-    with mapping_paused(lam, mapping_uuid):
+    with mapping_paused(lam, mapping_uuid, queue_url, console):
         a_ids = submit(api_url, a, a_jobs, "fair-a", threads)
         a_submit_s = time.monotonic() - began
     resumed = time.time()
@@ -173,10 +209,9 @@ def _one_by_one(
 ) -> dict[str, tuple[float, float | None]]:
     """``samples`` jobs of ``priority``, each submitted once the previous one is COMPLETE."""
     found: dict[str, tuple[float, float | None]] = {}
-    base = load.count_status(ddb, table, user.sub, "COMPLETE") + load.count_status(ddb, table, user.sub, "FAILED")
     for n in range(samples):
         [job_id] = submit(api_url, user, 1, f"{label}-{n}", 1, {"priority": priority})
-        wait_finished(ddb, table, user.sub, base + n + 1, timeout, out, label)
+        wait_job(ddb, table, user.sub, job_id, timeout, label)
         found.update(times(ddb, table, user.sub, [job_id]))
     if len(_latencies(found)) != samples:
         raise RuntimeError(f"{label}: {len(_latencies(found))}/{samples} {priority} jobs COMPLETE")

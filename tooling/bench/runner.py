@@ -106,6 +106,7 @@ class ConsoleTap:
     reports: list[tuple[str, float, int, int]] = field(default_factory=list)  # fn, ms, billed ms, MB
     log_bytes: dict[str, int] = field(default_factory=dict)
     tail: list[str] = field(default_factory=list)
+    runtime_lines: list[str] = field(default_factory=list)  # the runtime's own notes (not function output)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, line: str) -> None:
@@ -116,6 +117,7 @@ class ConsoleTap:
         with self._lock:
             self.tail = [*self.tail[-39:], line]
             if source not in self.functions:
+                self.runtime_lines = [*self.runtime_lines[-999:], line]
                 return
             size = len(message.encode()) + prices.LOG_EVENT_OVERHEAD_BYTES
             self.log_bytes[source] = self.log_bytes.get(source, 0) + size
@@ -123,6 +125,11 @@ class ConsoleTap:
             if report_match:
                 ms, billed, memory = report_match.groups()
                 self.reports.append((source, float(ms), int(billed), int(memory)))
+
+    def matching(self, *needles: str) -> list[str]:
+        """The runtime's notes holding every needle (e.g. a mapping's "disabled")."""
+        with self._lock:
+            return [line for line in self.runtime_lines if all(n in line for n in needles)]
 
     def reset(self) -> None:
         with self._lock:
@@ -358,7 +365,7 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
 
         # ---- flow control -----------------------------------------------------------------
         if not config.skip_flow:
-            figures["flow"] = _flow(stack, aws, table, functions["api"], config, out)
+            figures["flow"] = _flow(stack, aws, table, functions["api"], config, tap, out)
 
         # ---- listing ----------------------------------------------------------------------
         if not config.skip_listing:
@@ -424,7 +431,13 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
 
 
 def _flow(
-    stack: Any, aws: dict[str, Any], table: str, api_config: dict[str, Any], config: BenchConfig, out: Out
+    stack: Any,
+    aws: dict[str, Any],
+    table: str,
+    api_config: dict[str, Any],
+    config: BenchConfig,
+    tap: ConsoleTap,
+    out: Out,
 ) -> dict[str, Any]:
     """Fairness and priorities (tooling/bench/flow.py) with users of their own."""
     timeout = 300.0 + config.fair_a_jobs + config.priority_backlog
@@ -443,7 +456,7 @@ def _flow(
     figures: dict[str, Any] = {}
     mapping = stack.outputs["event_source_mapping_uuid"]  # the normal queue's, paused while A submits
     figures["fairness"] = flow.fairness(
-        stack.api_url, ddb, aws["lambda"], table, mapping, user(), user(),
+        stack.api_url, ddb, aws["lambda"], table, mapping, stack.outputs["queue_url"], tap, user(), user(),
         config.fair_a_jobs, config.fair_b_jobs, timeout, out,
     )  # fmt: skip
     group = ((api_config.get("Environment") or {}).get("Variables") or {}).get("HIGH_PRIORITY_GROUP")
