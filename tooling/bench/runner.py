@@ -106,7 +106,9 @@ class ConsoleTap:
     reports: list[tuple[str, float, int, int]] = field(default_factory=list)  # fn, ms, billed ms, MB
     log_bytes: dict[str, int] = field(default_factory=dict)
     tail: list[str] = field(default_factory=list)
-    runtime_lines: list[str] = field(default_factory=list)  # the runtime's own notes (not function output)
+    # the runtime's notes on its pollers ("polling <queue> -> ...", "event source mapping <uuid>:
+    # disabled ..."): few, kept whole, so that a count of them only grows (flow.mapping_paused)
+    runtime_lines: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, line: str) -> None:
@@ -117,7 +119,8 @@ class ConsoleTap:
         with self._lock:
             self.tail = [*self.tail[-39:], line]
             if source not in self.functions:
-                self.runtime_lines = [*self.runtime_lines[-999:], line]
+                if message.startswith(("polling ", "event source mapping ")):
+                    self.runtime_lines.append(line)
                 return
             size = len(message.encode()) + prices.LOG_EVENT_OVERHEAD_BYTES
             self.log_bytes[source] = self.log_bytes.get(source, 0) + size
