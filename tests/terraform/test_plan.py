@@ -300,3 +300,24 @@ def test_bad_quota_settings_are_refused_at_plan(make_runner, tmp_path, variables
         runner.plan()
     said = " ".join(refused.value.details.replace("│", " ").split())
     assert message in said
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"worker_priority_concurrency": {"high": 1, "low": 2}}, "priority_max_concurrency.high and .low must be"),
+        ({"high_priority_group": "a,b"}, "high_priority_group must be a Cognito group name"),
+        (
+            {"worker_reserved_concurrency": 6, "worker_priority_concurrency": {"high": 2, "low": 2}},
+            "worker_reserved_concurrency (6) is below the sum of the priority mappings' maximum concurrency (9)",
+        ),
+    ],
+    ids=["high-below-aws-minimum", "group-comma", "reserved-below-the-mappings"],
+)
+def test_bad_priority_settings_are_refused_at_plan(make_runner, tmp_path, variables, message):
+    runner = make_runner("dev", work_root=tmp_path, variables=variables)  # dev: normal 5
+    runner.init()
+    with pytest.raises(TerraformError) as refused:
+        runner.plan()
+    said = " ".join(refused.value.details.replace("│", " ").split())
+    assert message in said
