@@ -135,7 +135,9 @@ class RedriveReport:
         return [letter for letter in self.letters if letter.decision == LEAVE]
 
     def summary(self) -> str:
-        dlq, queue = _queue_name(self.dlq_url), _queue_name(self.queue_url)
+        dlq = _queue_name(self.dlq_url)
+        # each job's priority queue (normal's name for the stack's queues)
+        queue = f"{_queue_name(self.queue_url)} (or its high/low sibling, by each job's priority)"
         if self.dry_run:
             return (
                 f"dry run: {len(self.letters)} dead letters in {dlq}; {len(self.to_move)} would move back to "
@@ -427,7 +429,7 @@ def run_with(
             confirm = confirm_on_terminal
         question = (
             f"Move {len(survey.to_move)} dead letters back to {_queue_name(require_output(outputs, 'queue_url'))} "
-            f"and make their jobs PENDING in env {env_name!r}?"
+            f"(or the high/low queue, by each job's priority) and make their jobs PENDING in env {env_name!r}?"
         )
         if not confirm(question):
             raise OperatorError("redrive cancelled: nothing was changed", None, exit_code=1)
