@@ -116,6 +116,7 @@ def patch_sqs_queue_scans() -> None:
         return bool(retention + message.sent_timestamp / 1000 > sqs_models.unix_time())
 
     queue_cls.messages = property(lambda self: fair_order(self, visible_now(self), now_ms()))
+    queue_cls.approximate_number_of_messages = property(lambda self: len(visible_now(self)))  # no ordering to count
     queue_cls.approximate_number_of_messages_delayed = property(delayed)
     queue_cls.approximate_number_of_messages_not_visible = property(not_visible)
     backend_cls.is_message_valid_based_on_retention_period = retention_ok
