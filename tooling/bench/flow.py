@@ -38,6 +38,7 @@ JOB_BODY = {"action": "demo", "context1": "hello", "context2": "world"}
 # How long the local runtime may take to notice a mapping's change (it re-reads them every
 # 2 s, and a disabled mapping's poller stops after its in-flight batches).
 PAUSE_TIMEOUT_S = 120.0
+RETRIES = 5  # of a POST answered 503 (busy), with exponential back-off
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,14 @@ def submit(
         ids = []
         with requests.Session() as session:
             for index in chunk:
-                resp = session.post(f"{api_url}/job", json={"name": f"{prefix}-{index}", **body}, headers=headers)
+                payload = {"name": f"{prefix}-{index}", **body}
+                for attempt in range(RETRIES + 1):
+                    resp = session.post(f"{api_url}/job", json=payload, headers=headers)
+                    # one user's parallel POSTs contend on their quota counter: 503 busy says
+                    # "retry shortly", as a client would
+                    if resp.status_code != 503 or attempt == RETRIES:
+                        break
+                    time.sleep(0.1 * 2**attempt)
                 if resp.status_code != 202:
                     raise SubmitFailed(f"POST /job answered {resp.status_code}: {resp.text[:300]}")
                 ids.append(str(resp.json()["job_id"]))
