@@ -19,7 +19,7 @@ from tests.e2e.support import User
 from tooling.bench import flow
 from tooling.local_stack import LocalStack
 
-A_JOBS = 300
+A_JOBS = 400
 B_JOBS = 10
 BOUND = 0.35  # B's median submit-to-COMPLETE / A's drain time
 
