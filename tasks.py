@@ -201,9 +201,10 @@ def demo(c: Context, timeout: int = 120) -> None:
         "out": "directory for results.json, results.md and latency.png (default build/bench/)",
         "listing_items": "other users' jobs to seed before the second GET /jobs measurement (default 100000)",
         "skip_listing": "skip the GET /jobs measurement (and its seeding)",
+        "skip_flow": "skip the flow-control measurements (fairness: 1,000 + 10 jobs; priorities: a backlog of 500)",
         "cold_runs": "fresh-process imports per cold start variant; the median is reported (default 7)",
-        "quick": "a short run: 100 jobs, 10,000 listing items, 3 cold start runs, 10 scheduled jobs "
-        "(explicit flags still win)",
+        "quick": "a short run: 100 jobs, 10,000 listing items, 3 cold start runs, 10 scheduled jobs, fairness "
+        "300 + 10 jobs, a priority backlog of 200 (explicit flags still win)",
         "schedule_jobs": "scheduled jobs whose start is measured against their run_at (default 20; 0 skips); "
         "with --var schedule_delay_threshold_seconds=2 they go through EventBridge Scheduler schedules",
         "var": "NAME=VALUE: a Terraform variable of the bench's stack over environments/local.tfvars "
@@ -223,6 +224,7 @@ def bench(
     quick: bool = False,
     var: list[str] | None = None,
     schedule_jobs: int = -1,
+    skip_flow: bool = False,
 ) -> None:
     """Benchmark the local stack against a raw-boto3 floor: throughput, latency, listing, cold start, cost.
 
@@ -241,5 +243,6 @@ def bench(
         quick=quick,
         var=var,
         schedule_jobs=schedule_jobs,
+        skip_flow=skip_flow,
     )
     bench_mod.run(config)

@@ -29,6 +29,14 @@ worker_batching_window_seconds = 0
 worker_max_concurrency         = 5
 log_level                      = "DEBUG"
 
+# Priorities (README "Flow control"): one queue and one event source mapping per priority.
+# worker_max_concurrency is normal's mapping; these are high's and low's (2-1000 each): the
+# priorities' weights. A set worker_reserved_concurrency must cover the three together.
+worker_priority_concurrency = { high = 2, low = 2 }
+# Members of this Cognito group may submit priority "high" (others: 403 priority_not_allowed);
+# null: nobody may. Create the group in the pool.
+high_priority_group = "priority-high"
+
 max_receive_count               = 3
 queue_message_retention_seconds = 345600
 job_retention_days              = 14

@@ -25,6 +25,15 @@ worker_batching_window_seconds = 1
 worker_max_concurrency         = 4
 log_level                      = "INFO"
 
+# Priorities (README "Flow control"): one queue and one event source mapping per priority.
+# worker_max_concurrency is normal's mapping; these are high's and low's (2-1000 each): the
+# priorities' weights. A set worker_reserved_concurrency must cover the three together.
+worker_priority_concurrency = { high = 2, low = 2 }
+# Members of this Cognito group may submit priority "high" (others: 403 priority_not_allowed);
+# null: nobody may. The e2e tests create it for their high-priority users.
+# 4 + 2 + 2 = 8: the local runtime's default concurrency of an unreserved function.
+high_priority_group = "priority-high"
+
 max_receive_count               = 3
 queue_message_retention_seconds = 345600
 job_retention_days              = 7

@@ -23,11 +23,20 @@ api_timeout_seconds            = 10
 api_reserved_concurrency       = 50
 worker_memory_mb               = 1024
 worker_timeout_seconds         = 60
-worker_reserved_concurrency    = 20
+worker_reserved_concurrency    = 26
 worker_batch_size              = 10
 worker_batching_window_seconds = 2
 worker_max_concurrency         = 20
 log_level                      = "INFO"
+
+# Priorities (README "Flow control"): one queue and one event source mapping per priority.
+# worker_max_concurrency is normal's mapping; these are high's and low's (2-1000 each): the
+# priorities' weights. A set worker_reserved_concurrency must cover the three together:
+# 26 = 20 (normal) + 4 (high) + 2 (low).
+worker_priority_concurrency = { high = 4, low = 2 }
+# Members of this Cognito group may submit priority "high" (others: 403 priority_not_allowed);
+# null: nobody may. Create the group in the pool.
+high_priority_group = "priority-high"
 
 max_receive_count = 5
 # 7 days (at most 10): a message keeps its age in the 14-day DLQ, so dead letters stay there at least 7 days

@@ -39,7 +39,7 @@ module "scheduling" {
   source = "./modules/scheduling"
 
   name_prefix           = local.name_prefix
-  target_queue_arns     = [module.queue.queue_arn]
+  target_queue_arns     = values(module.queue.queue_arns)
   dead_letter_queue_arn = module.queue.dlq_arn
 }
 
@@ -61,6 +61,8 @@ module "compute" {
   batch_size                  = var.worker_batch_size
   batching_window_seconds     = var.worker_batching_window_seconds
   max_concurrency             = var.worker_max_concurrency
+  priority_max_concurrency    = var.worker_priority_concurrency
+  high_priority_group         = var.high_priority_group
 
   table_name       = module.storage.table_name
   table_arn        = module.storage.table_arn
@@ -69,8 +71,8 @@ module "compute" {
   quota_table_arn  = module.storage.quota_table_arn
   bucket_name      = module.storage.bucket_name
   bucket_arn       = module.storage.bucket_arn
-  queue_url        = module.queue.queue_url
-  queue_arn        = module.queue.queue_arn
+  queue_urls       = module.queue.queue_urls
+  queue_arns       = module.queue.queue_arns
   dlq_arn          = module.queue.dlq_arn
 
   schedule_group_name              = module.scheduling.schedule_group_name
@@ -115,7 +117,7 @@ module "monitoring" {
   source = "./modules/monitoring"
 
   name_prefix                          = local.name_prefix
-  queue_name                           = module.queue.queue_name
+  queue_names                          = module.queue.queue_names
   dlq_name                             = module.queue.dlq_name
   api_function_name                    = module.compute.api_function_name
   worker_function_name                 = module.compute.worker_function_name

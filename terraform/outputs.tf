@@ -34,8 +34,13 @@ output "bucket_name" {
 }
 
 output "queue_url" {
-  description = "Jobs SQS queue URL."
+  description = "Jobs SQS queue URL (normal priority)."
   value       = module.queue.queue_url
+}
+
+output "queue_urls" {
+  description = "URL of each priority's jobs queue: { high, normal, low }."
+  value       = module.queue.queue_urls
 }
 
 output "dlq_url" {
@@ -111,6 +116,11 @@ output "visibility_timeout_seconds" {
 output "max_receive_count" {
   description = "Deliveries before a job message moves to the DLQ."
   value       = module.queue.max_receive_count
+}
+
+output "event_source_mapping_uuids" {
+  description = "UUID of each priority queue's event source mapping: { high, normal, low }."
+  value       = module.compute.event_source_mapping_uuids
 }
 
 output "event_source_mapping_uuid" {

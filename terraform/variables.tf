@@ -178,7 +178,7 @@ variable "worker_timeout_seconds" {
 }
 
 variable "worker_reserved_concurrency" {
-  description = "Reserved concurrency of the worker function; -1 = unreserved."
+  description = "Reserved concurrency of the worker function; -1 = unreserved. When set, at least worker_max_concurrency + worker_priority_concurrency.high + .low (the three mappings' sum), or the mappings are throttled and high waits behind normal."
   type        = number
   default     = -1
 }
@@ -196,9 +196,24 @@ variable "worker_batching_window_seconds" {
 }
 
 variable "worker_max_concurrency" {
-  description = "Maximum concurrent worker invocations started by the SQS mapping (2-1000)."
+  description = "Maximum concurrent worker invocations started by the normal-priority queue's SQS mapping (2-1000)."
   type        = number
   default     = 5
+}
+
+variable "worker_priority_concurrency" {
+  description = "Maximum concurrent worker invocations of the high- and low-priority queues' mappings (2-1000 each): the priorities' weights next to worker_max_concurrency (normal). README \"Flow control\"."
+  type = object({
+    high = number
+    low  = number
+  })
+  default = { high = 2, low = 2 }
+}
+
+variable "high_priority_group" {
+  description = "Cognito group whose members may submit jobs with priority high (others get 403 priority_not_allowed); null or \"\": nobody may."
+  type        = string
+  default     = null
 }
 
 variable "log_level" {

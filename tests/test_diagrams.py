@@ -15,13 +15,14 @@ import inspect
 import json
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from botocore.exceptions import ClientError
 
-from jobs.model import Status
+from jobs.model import Priority, Status
 from jobs.quotas import Limits, Usage
 from jobs.service import JobService
 from jobs.settings import Settings
@@ -205,7 +206,9 @@ FIRST_BODIES = ({}, {"delay_seconds": 60}, {"delay_seconds": 3600})
 
 def first_statuses() -> set[str]:
     """The statuses POST /job writes (through the service, with a fake table, queue and scheduler)."""
-    settings = Settings("jobs", "results", "https://queue", "client", ("*",), 3, 1, 60, "quotas", Limits(10, 1, 5), {})
+    queues = {priority: f"https://queue-{priority.value}" for priority in Priority}
+    settings = Settings("jobs", "results", queues, "client", ("*",), 3, 1, 60, "quotas", Limits(10, 1, 5), {})
+    settings = replace(settings, queue_arns={priority: f"arn:queue-{priority.value}" for priority in Priority})
     found = set()
     for extra in FIRST_BODIES:
         table = _Table()

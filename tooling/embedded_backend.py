@@ -9,7 +9,9 @@ anything reachable through this server must never be exposed beyond this machine
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
+import heapq
 import inspect
 import io
 import json
@@ -100,7 +102,8 @@ def patch_sqs_queue_scans() -> None:
     ReceiveMessage(10) took 2.1 s at depth 2,200 and SendMessage 130 ms, so under load a
     worker's batch spent its whole timeout waiting on the queue. Here the retention period is
     read directly and each count is one pass with one clock read; what is returned is
-    unchanged.
+    unchanged, except that a standard queue's visible messages come in fair-queue order
+    (``fair_order``), as SQS serves them when their messages carry a ``MessageGroupId``.
     """
     from moto.sqs import models as sqs_models
 
@@ -124,7 +127,8 @@ def patch_sqs_queue_scans() -> None:
         retention = int(self.get_queue(queue_name).message_retention_period)
         return bool(retention + message.sent_timestamp / 1000 > sqs_models.unix_time())
 
-    queue_cls.messages = property(visible_now)
+    queue_cls.messages = property(lambda self: fair_order(self, visible_now(self), now_ms()))
+    queue_cls.approximate_number_of_messages = property(lambda self: len(visible_now(self)))  # no ordering to count
     queue_cls.approximate_number_of_messages_delayed = property(delayed)
     queue_cls.approximate_number_of_messages_not_visible = property(not_visible)
     backend_cls.is_message_valid_based_on_retention_period = retention_ok
@@ -151,6 +155,40 @@ def patch_sqs_delayed_wakeup() -> None:
             self._messages_lock.wait_for(lambda: self.messages, timeout=max(wait, 0.0))
 
     queue_cls.wait_for_messages = wait_for_messages
+
+
+def fair_order(queue: Any, visible: list[Any], now: float) -> list[Any]:
+    """The visible messages of ``queue`` in the order a fair queue hands them out.
+
+    SQS fair queues (a standard queue whose messages carry a ``MessageGroupId``, the tenant):
+    when one tenant holds a disproportionate share of the in-flight messages, SQS returns the
+    other tenants' messages first. moto stores the group id but serves in arrival order, so
+    this orders moto's visible messages (ReceiveMessage takes them from the front) by water
+    filling: the next message comes from the tenant with the fewest messages in flight
+    counting those already placed ahead (ties: the tenant whose first waiting message is
+    oldest), arrival order within a tenant. A message without a group is a tenant of its own
+    (as on AWS). A FIFO queue, or one with no grouped message, keeps arrival order.
+    O(messages x log tenants): one pass to count in flight, one to bucket, a heap to merge.
+    """
+    if queue.fifo_queue or not any(m.group_id for m in visible):
+        return visible
+    in_flight: dict[str, int] = {}
+    for m in queue._messages:
+        if m.group_id and not now > m.visible_at:
+            in_flight[m.group_id] = in_flight.get(m.group_id, 0) + 1
+    waiting: dict[Any, collections.deque[Any]] = {}
+    for m in visible:
+        waiting.setdefault(m.group_id or id(m), collections.deque()).append(m)
+    heap = [(in_flight.get(g, 0) if isinstance(g, str) else 0, i, g) for i, g in enumerate(waiting)]
+    heapq.heapify(heap)
+    ordered: list[Any] = []
+    while heap:
+        load, first, group = heapq.heappop(heap)
+        messages = waiting[group]
+        ordered.append(messages.popleft())
+        if messages:
+            heapq.heappush(heap, (load + 1, first, group))
+    return ordered
 
 
 def patch_sqs_redrive_policy() -> None:

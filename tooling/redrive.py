@@ -20,8 +20,10 @@ deliveries:
      deleted), job COMPLETE/CANCELLED/PROCESSING, or PENDING without a redrive (the worker
      could not write FAILED; look at it before retrying it).
 
-3. **Send** the body (and message attributes) unchanged to the job queue, **then delete** it
-   from the DLQ. Messages left alone are made visible again at the end.
+3. **Send** the body (and message attributes) unchanged to the job queue of the job's
+   priority (``queue_urls`` output; the record's ``priority``, normal when absent), with
+   ``MessageGroupId`` = the owner (a fair queue's tenant), **then delete** it from the DLQ.
+   Messages left alone are made visible again at the end.
 
 Why this order, and what a crash half-way leaves behind:
 
@@ -133,7 +135,9 @@ class RedriveReport:
         return [letter for letter in self.letters if letter.decision == LEAVE]
 
     def summary(self) -> str:
-        dlq, queue = _queue_name(self.dlq_url), _queue_name(self.queue_url)
+        dlq = _queue_name(self.dlq_url)
+        # each job's priority queue (normal's name for the stack's queues)
+        queue = f"{_queue_name(self.queue_url)} (or its high/low sibling, by each job's priority)"
         if self.dry_run:
             return (
                 f"dry run: {len(self.letters)} dead letters in {dlq}; {len(self.to_move)} would move back to "
@@ -284,14 +288,25 @@ def _release(sqs: Any, dlq_url: str, handles: list[str], out: Out) -> None:
             )
 
 
-def _send(sqs: Any, queue_url: str, message: dict[str, Any]) -> None:
+def _send(sqs: Any, queue_url: str, message: dict[str, Any], owner_id: str | None = None) -> None:
     kwargs: dict[str, Any] = {"QueueUrl": queue_url, "MessageBody": message["Body"]}
     if message.get("MessageAttributes"):
         kwargs["MessageAttributes"] = message["MessageAttributes"]
-    group = message.get("Attributes", {}).get("MessageGroupId")
-    if group:  # a fair (or FIFO) queue's group: the owner keeps its place in the fairness
+    # The fair queue's tenant is the owner (as the api sends it); a message sent before fair
+    # queues has no group: the owner from its body then.
+    group = message.get("Attributes", {}).get("MessageGroupId") or owner_id
+    if group:
         kwargs["MessageGroupId"] = group
     sqs.send_message(**kwargs)
+
+
+def queue_for(outputs: dict[str, Any], job: dict[str, Any] | None) -> str:
+    """The queue of the job's priority (normal when the record has none, or the stack one queue)."""
+    urls = outputs.get("queue_urls")
+    priority = str((job or {}).get("priority") or "normal")
+    if isinstance(urls, dict) and isinstance(urls.get(priority), str):
+        return str(urls[priority])
+    return require_output(outputs, "queue_url")
 
 
 def redrive(
@@ -335,7 +350,7 @@ def redrive(
                     else:
                         held.append(handle)
                     continue
-                letter = _handle(sqs, ddb, table, queue_url, dlq_url, message, dry_run)
+                letter = _handle(sqs, ddb, table, outputs, dlq_url, message, dry_run)
                 seen[message_id] = letter
                 report.letters.append(letter)
                 if not letter.moved:
@@ -348,7 +363,7 @@ def redrive(
 
 
 def _handle(
-    sqs: Any, ddb: Any, table: str, queue_url: str, dlq_url: str, message: dict[str, Any], dry_run: bool
+    sqs: Any, ddb: Any, table: str, outputs: dict[str, Any], dlq_url: str, message: dict[str, Any], dry_run: bool
 ) -> DeadLetter:
     letter = DeadLetter(message_id=message["MessageId"])
     parsed = parse_job_message(message.get("Body", ""))
@@ -369,7 +384,7 @@ def _handle(
         letter.reason = f"job changed while redriving (now {current.get('status') if current else 'gone'})"
         return letter
     try:
-        _send(sqs, queue_url, message)
+        _send(sqs, queue_for(outputs, job), message, letter.owner_id)
     except Exception as exc:
         raise OperatorError(
             f"job {letter.job_id} is PENDING but its message could not be sent to the job queue ({exc})",
@@ -419,7 +434,7 @@ def run_with(
             confirm = confirm_on_terminal
         question = (
             f"Move {len(survey.to_move)} dead letters back to {_queue_name(require_output(outputs, 'queue_url'))} "
-            f"and make their jobs PENDING in env {env_name!r}?"
+            f"(or the high/low queue, by each job's priority) and make their jobs PENDING in env {env_name!r}?"
         )
         if not confirm(question):
             raise OperatorError("redrive cancelled: nothing was changed", None, exit_code=1)

@@ -2,7 +2,8 @@
 
 What it reads (all read-only):
 
-- **Queues**: ``GetQueueAttributes`` on the jobs queue and the DLQ (visible, in flight,
+- **Queues**: ``GetQueueAttributes`` on each priority's jobs queue (``queue_urls``: high, normal,
+  low; ``queue_url`` alone on a stack from before priorities) and the DLQ (visible, in flight,
   delayed). The age of the oldest message is the CloudWatch metric
   ``AWS/SQS ApproximateAgeOfOldestMessage`` (maximum over the last 15 minutes): SQS has no
   API that tells it without receiving, and receiving would change what it measures.
@@ -254,10 +255,19 @@ def collect(
     queue_url, dlq_url = require_output(outputs, "queue_url"), require_output(outputs, "dlq_url")
     api_fn, worker_fn = require_output(outputs, "api_function_name"), require_output(outputs, "worker_function_name")
     table = require_output(outputs, "table_name")
-    queues = [queue_status(sqs, cloudwatch, "jobs", queue_url), queue_status(sqs, cloudwatch, "dlq", dlq_url)]
+    # one queue per priority (a stack deployed before priorities has only queue_url: "jobs")
+    urls = outputs.get("queue_urls")
+    by_priority = (
+        {f"jobs-{p}": urls[p] for p in ("high", "normal", "low") if isinstance(urls.get(p), str)}
+        if isinstance(urls, dict)
+        else {}
+    )
+    job_queues = by_priority or {"jobs": queue_url}
+    queues = [queue_status(sqs, cloudwatch, label, url) for label, url in job_queues.items()]
+    queues.append(queue_status(sqs, cloudwatch, "dlq", dlq_url))
     functions = [function_status(lam, "api", api_fn), function_status(lam, "worker", worker_fn)]
     jobs = job_counts(ddb, table, window, scan_cap)
-    names = {api_fn, worker_fn, table, *(u.rstrip("/").rsplit("/", 1)[-1] for u in (queue_url, dlq_url))}
+    names = {api_fn, worker_fn, table, *(u.rstrip("/").rsplit("/", 1)[-1] for u in (*job_queues.values(), dlq_url))}
     for key in ("rest_api_id", "api_name", "stage_name"):
         if isinstance(outputs.get(key), str):
             names.add(outputs[key])

@@ -151,7 +151,8 @@ def create_job() -> Response:
     except (UnicodeDecodeError, ValueError):
         raise ValidationError("the request body is not UTF-8 JSON", "invalid_json") from None
     location = _job_path()
-    submitted = service().submit(owner, body, key, plan.limits)
+    groups = groups_from_claim(_claims().get("cognito:groups"))
+    submitted = service().submit(owner, body, key, plan.limits, groups)
     # Recorded and queued: from here on only values already known, nothing that can fail.
     job = submitted.job
     logger.set_correlation_id(job.job_id)
@@ -174,7 +175,8 @@ def create_jobs() -> Response:
         body = app.current_event.decoded_body
     except (UnicodeDecodeError, ValueError):
         raise ValidationError("the request body is not UTF-8 JSON", "invalid_json") from None
-    submitted = service().submit_batch(owner, body, key, plan.limits)
+    groups = groups_from_claim(_claims().get("cognito:groups"))
+    submitted = service().submit_batch(owner, body, key, plan.limits, groups)
     headers = ratelimit_headers(plan.limits, submitted.usage)
     if submitted.replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -42,7 +42,7 @@ def result_bucket(settings: Settings | None = None) -> ResultBucket:
 
 
 def job_queue(settings: Settings | None = None) -> JobQueue:
-    return JobQueue(client("sqs"), (settings or get_settings()).queue_url)
+    return JobQueue(client("sqs"), (settings or get_settings()).queue_urls)
 
 
 def job_scheduler(settings: Settings | None = None) -> JobScheduler:

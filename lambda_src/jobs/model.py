@@ -25,7 +25,7 @@ IDEMPOTENCY_KEY_MAX_CHARS = 128
 LIMIT_DEFAULT = 50
 LIMIT_MAX = 100
 REQUIRED_FIELDS = ("name", "action", "context1", "context2")
-OPTIONAL_FIELDS = ("format", "run_at", "delay_seconds")
+OPTIONAL_FIELDS = ("format", "run_at", "delay_seconds", "priority")
 BATCH_MAX_JOBS = 100
 
 
@@ -40,6 +40,18 @@ class Status(StrEnum):
     @property
     def terminal(self) -> bool:
         return self in (Status.COMPLETE, Status.FAILED, Status.CANCELLED)
+
+
+class Priority(StrEnum):
+    """Which queue a job waits in (README "Flow control", priorities): ``high`` only for members
+    of the configured Cognito group."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+DEFAULT_PRIORITY = Priority.NORMAL
 
 
 def utc_now() -> datetime:
@@ -87,6 +99,7 @@ class NewJob:
     context2: str
     format: ResultFormat = DEFAULT_FORMAT
     schedule: ScheduleRequest | None = None  # a due time in the future: the job starts SCHEDULED
+    priority: Priority = DEFAULT_PRIORITY
 
     @classmethod
     def from_body(
@@ -150,21 +163,25 @@ class NewJob:
                 "unsupported_format",
             )
         schedule = schedule_from(data, now or utc_now(), max_schedule_days)
-        return cls(data["name"], data["action"], data["context1"], data["context2"], result_format, schedule)
+        priority = parse_priority(data["priority"]) if "priority" in data else DEFAULT_PRIORITY
+        return cls(data["name"], data["action"], data["context1"], data["context2"], result_format, schedule, priority)
 
     def fingerprint(self) -> str:
         """A digest of the request, to tell a replay from a different request under the same key.
 
-        The default format is left out, so a body that names ``text`` and one that does not
-        are the same request, and keys recorded before formats existed keep their digests.
-        So is an absent schedule: a scheduled request adds the field as given (``delay_seconds``
-        counts from each request, so a retry of it is the same request).
+        The default format and priority are left out, so a body that names ``text`` (or
+        ``normal``) and one that does not are the same request, and keys recorded before
+        formats or priorities existed keep their digests. So is an absent schedule: a scheduled
+        request adds the field as given (``delay_seconds`` counts from each request, so a retry
+        of it is the same request).
         """
         fields = [self.name, self.action, self.context1, self.context2]
         if self.format is not DEFAULT_FORMAT:
             fields.append(self.format.value)
         if self.schedule is not None:
             fields.append(self.schedule.given)
+        if self.priority is not DEFAULT_PRIORITY:
+            fields.append(f"priority={self.priority.value}")
         canonical = json.dumps(fields, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -234,6 +251,17 @@ def parse_format(raw: object) -> ResultFormat:
         raise ValidationError(f"unknown format {raw[:32]!r}; use one of {known}", "invalid_format") from None
 
 
+def parse_priority(raw: object) -> Priority:
+    """The ``priority`` a POST body names, or a 400."""
+    if not isinstance(raw, str):
+        raise ValidationError(f"field priority must be a string, got {type(raw).__name__}", "invalid_field")
+    try:
+        return Priority(raw)
+    except ValueError:
+        known = ", ".join(p.value for p in Priority)
+        raise ValidationError(f"unknown priority {raw[:32]!r}; use one of {known}", "invalid_priority") from None
+
+
 def parse_idempotency_key(raw: str | None) -> str | None:
     if raw is None:
         return None
@@ -270,6 +298,7 @@ class Job:
     format: ResultFormat = DEFAULT_FORMAT  # a record written before formats existed has none: text
     run_at: str | None = None  # a scheduled job's due time (ISO Z)
     schedule_name: str | None = None  # its EventBridge Scheduler schedule, when it needs one
+    priority: Priority = DEFAULT_PRIORITY  # a record written before priorities existed has none: normal
     # One entry per `invoke redrive` that made this FAILED job PENDING again, oldest first:
     # {"at", "error", "attempts", "failed_at", "dead_letter"} (the failure it followed).
     redrives: list[dict[str, Any]] = field(default_factory=list)
@@ -292,6 +321,7 @@ class Job:
             "name": self.name,
             "action": self.action,
             "format": self.format.value,
+            "priority": self.priority.value,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         }

@@ -111,6 +111,11 @@ def parse_tiers(raw: str) -> dict[str, Limits]:
     return tiers
 
 
+def is_group_name(name: str) -> bool:
+    """Whether ``name`` can be read back from a ``cognito:groups`` claim (``groups_from_claim``)."""
+    return bool(_GROUP.fullmatch(name))
+
+
 def groups_from_claim(raw: Any) -> list[str]:
     """The user's groups from the ``cognito:groups`` claim, whatever shape the front gave it.
 

@@ -9,7 +9,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -21,6 +21,7 @@ from jobs.errors import (
     Busy,
     Conflict,
     EnqueueFailed,
+    Forbidden,
     IdempotencyKeyReused,
     JobNotFound,
     PoisonMessage,
@@ -31,6 +32,7 @@ from jobs.model import (
     Job,
     NewJob,
     PageToken,
+    Priority,
     Status,
     batch_fingerprint,
     iso,
@@ -122,14 +124,21 @@ class JobService:
         self.scheduler = scheduler  # None: a job that needs a schedule cannot be submitted (503)
 
     def submit(
-        self, owner_id: str, body: str | None, idempotency_key: str | None, limits: Limits | None = None
+        self,
+        owner_id: str,
+        body: str | None,
+        idempotency_key: str | None,
+        limits: Limits | None = None,
+        groups: Collection[str] = (),
     ) -> Submitted:
         """Validate, charge the caller's quota and record the job (one transaction), then queue it.
 
         ``limits``: the caller's (their tier's); the environment's defaults if not given.
+        ``groups``: the caller's Cognito groups (who may ask for ``high`` priority).
         """
         now = utc_now()
         request = NewJob.from_body(body, action_formats(), now, self.settings.max_schedule_days)
+        self.check_priority(request.priority, groups)
         limits = limits or self.settings.quota_defaults
         job = self._new_job(owner_id, request, now)
         claim = IdempotencyClaim(owner_id, idempotency_key, request.fingerprint()) if idempotency_key else None
@@ -158,7 +167,7 @@ class JobService:
             return
         if self.scheduler is None:
             raise NoScheduler("this service has no scheduler")
-        self.scheduler.create(job, job.schedule_name, due, self.settings.target_queue_arn())
+        self.scheduler.create(job, job.schedule_name, due, self.settings.target_queue_arn(job.priority))
 
     def _new_job(self, owner_id: str, request: NewJob, now: datetime) -> Job:
         """The record of a validated request, as it is first written.
@@ -180,6 +189,7 @@ class JobService:
             context1=request.context1,
             context2=request.context2,
             format=request.format,
+            priority=request.priority,
             status=status,
             created_at=iso(now),
             updated_at=iso(now),
@@ -228,8 +238,26 @@ class JobService:
             return written, usage.after_charge(limits, now_ms, count)
         raise Busy("your concurrent requests conflicted too often; retry shortly")
 
+    def check_priority(self, priority: Priority, groups: Collection[str]) -> None:
+        """``high`` is for members of the configured group only (403 ``priority_not_allowed``)."""
+        if priority is not Priority.HIGH:
+            return
+        group = self.settings.high_priority_group
+        if group is None:
+            raise Forbidden("priority high is not available on this deployment", "priority_not_allowed")
+        if group not in groups:
+            raise Forbidden(
+                f"priority high is for members of the group {group!r}; submit with normal or low",
+                "priority_not_allowed",
+            )
+
     def submit_batch(
-        self, owner_id: str, body: str | None, idempotency_key: str | None, limits: Limits | None = None
+        self,
+        owner_id: str,
+        body: str | None,
+        idempotency_key: str | None,
+        limits: Limits | None = None,
+        groups: Collection[str] = (),
     ) -> SubmittedBatch:
         """Validate every item (one 400 lists all invalid ones), charge the caller's quota for
         all of them, record them, then queue them. An item that cannot be recorded or queued
@@ -237,6 +265,11 @@ class JobService:
         queued, it is an EnqueueFailed like a single job's."""
         now = utc_now()
         requests = parse_batch(body, action_formats(), now, self.settings.max_schedule_days)
+        for index, request in enumerate(requests):
+            try:
+                self.check_priority(request.priority, groups)
+            except Forbidden as refused:
+                raise Forbidden(f"job {index} of the batch: {refused.message}", refused.code) from None
         limits = limits or self.settings.quota_defaults
         if len(requests) > largest_batch(limits):
             raise ValidationError(

@@ -8,11 +8,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
-from jobs.quotas import Limits, QuotaConfigError, parse_tiers
+from jobs.model import Priority
+from jobs.quotas import Limits, QuotaConfigError, is_group_name, parse_tiers
 from jobs.scheduling import DEFAULT_MAX_SCHEDULE_DAYS, MAX_SCHEDULE_DAYS_LIMIT, SQS_MAX_DELAY_SECONDS
+
+# The queue of each priority (README "Flow control"): normal keeps its historical name.
+QUEUE_URL_VARIABLES = {
+    Priority.HIGH: "JOBS_QUEUE_URL_HIGH",
+    Priority.NORMAL: "JOBS_QUEUE_URL",
+    Priority.LOW: "JOBS_QUEUE_URL_LOW",
+}
+# Their ARNs, which a job's schedule sends to.
+QUEUE_ARN_VARIABLES = {
+    Priority.HIGH: "JOBS_QUEUE_ARN_HIGH",
+    Priority.NORMAL: "JOBS_QUEUE_ARN",
+    Priority.LOW: "JOBS_QUEUE_ARN_LOW",
+}
 
 
 class SettingsError(RuntimeError):
@@ -23,7 +37,7 @@ class SettingsError(RuntimeError):
 class Settings:
     table_name: str
     bucket_name: str
-    queue_url: str
+    queue_urls: dict[Priority, str]
     allowed_client_id: str
     cors_allowed_origins: tuple[str, ...]
     max_receive_count: int
@@ -32,18 +46,25 @@ class Settings:
     quota_table_name: str
     quota_defaults: Limits
     quota_tiers: dict[str, Limits]
+    # Members of this Cognito group may submit ``high`` jobs; None: nobody may.
+    high_priority_group: str | None = None
     # Scheduled jobs (jobs.scheduling). The defaults serve code that builds Settings by hand
     # (tools, tests); from_env requires every one.
-    queue_arn: str = ""  # the job queue a due schedule sends to (one lookup: see target_queue_arn)
+    queue_arns: dict[Priority, str] = field(default_factory=dict)  # where a due schedule sends
     dlq_arn: str = ""  # where a schedule's undeliverable message goes
     schedule_group_name: str = ""
     scheduler_role_arn: str = ""
     max_schedule_days: int = DEFAULT_MAX_SCHEDULE_DAYS
     schedule_delay_threshold_seconds: int = SQS_MAX_DELAY_SECONDS
 
-    def target_queue_arn(self) -> str:
-        """The queue a job's schedule sends its message to."""
-        return self.queue_arn
+    @property
+    def queue_url(self) -> str:
+        """The normal-priority queue (the one queue before priorities existed)."""
+        return self.queue_urls[Priority.NORMAL]
+
+    def target_queue_arn(self, priority: Priority) -> str:
+        """The queue a job's schedule sends its message to: its priority's."""
+        return self.queue_arns[priority]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -98,13 +119,26 @@ class Settings:
                 raise SettingsError(f"environment variable {name} must be from {low} to {high}, got {value}")
             return value
 
+        queue_urls = {priority: required(name) for priority, name in QUEUE_URL_VARIABLES.items()}
+        if len(set(queue_urls.values())) != len(queue_urls):
+            raise SettingsError(
+                f"environment variables {', '.join(QUEUE_URL_VARIABLES.values())} must name three different "
+                "queues (one per priority)"
+            )
+        high_group = env.get("HIGH_PRIORITY_GROUP", "").strip() or None
+        if high_group is not None and not is_group_name(high_group):
+            raise SettingsError(
+                f"environment variable HIGH_PRIORITY_GROUP must be a Cognito group name without spaces, "
+                f"commas or brackets, got {high_group[:64]!r}"
+            )
+
         origins = tuple(o.strip() for o in required("CORS_ALLOWED_ORIGINS").split(",") if o.strip())
         if not origins:
             raise SettingsError("environment variable CORS_ALLOWED_ORIGINS lists no origin")
         return cls(
             table_name=required("JOBS_TABLE_NAME"),
             bucket_name=required("RESULTS_BUCKET_NAME"),
-            queue_url=required("JOBS_QUEUE_URL"),
+            queue_urls=queue_urls,
             allowed_client_id=required("ALLOWED_CLIENT_ID"),
             cors_allowed_origins=origins,
             max_receive_count=positive_int("MAX_RECEIVE_COUNT"),
@@ -113,7 +147,8 @@ class Settings:
             quota_table_name=required("QUOTA_TABLE_NAME"),
             quota_defaults=quota_defaults,
             quota_tiers=quota_tiers,
-            queue_arn=required("JOBS_QUEUE_ARN"),
+            high_priority_group=high_group,
+            queue_arns={priority: required(name) for priority, name in QUEUE_ARN_VARIABLES.items()},
             dlq_arn=required("JOBS_DLQ_ARN"),
             schedule_group_name=required("SCHEDULE_GROUP_NAME"),
             scheduler_role_arn=required("SCHEDULER_ROLE_ARN"),

@@ -26,7 +26,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from jobs.formats import DEFAULT_FORMAT, ResultFormat
-from jobs.model import Job, Status
+from jobs.model import DEFAULT_PRIORITY, Job, Priority, Status
 from jobs.quotas import Charge, Usage
 from jobs.scheduling import at_expression
 
@@ -45,7 +45,14 @@ _ser = TypeSerializer()
 _de = TypeDeserializer()
 
 # Attribute names that are DynamoDB reserved words (or just better quoted).
-_NAMES = {"#status": "status", "#name": "name", "#action": "action", "#error": "error", "#format": "format"}
+_NAMES = {
+    "#status": "status",
+    "#name": "name",
+    "#action": "action",
+    "#error": "error",
+    "#format": "format",
+    "#priority": "priority",
+}
 
 _FIELDS = {
     # Job attribute -> item attribute
@@ -54,6 +61,7 @@ _FIELDS = {
     "name": "name",
     "action": "action",
     "format": "format",  # absent on records written before formats existed: text
+    "priority": "priority",  # absent on records written before priorities existed: normal
     "context1": "context1",
     "context2": "context2",
     "status": "status",
@@ -88,6 +96,7 @@ def _to_item(job: Job) -> dict[str, Any]:
     values = {attr: getattr(job, f) for f, attr in _FIELDS.items()}
     values["status"] = job.status.value
     values["format"] = job.format.value
+    values["priority"] = job.priority.value
     values["owner_status"] = _owner_status(job.owner_id, job.status)
     if not job.lease_owner:
         values.pop("lease_owner")
@@ -105,6 +114,7 @@ def _from_item(item: dict[str, Any]) -> Job:
             kwargs[f] = values[attr]
     kwargs["status"] = Status(kwargs["status"])
     kwargs["format"] = ResultFormat(kwargs.get("format", DEFAULT_FORMAT))
+    kwargs["priority"] = Priority(kwargs.get("priority", DEFAULT_PRIORITY))
     for number in ("attempts", "lease_until", "expires_at"):
         kwargs[number] = int(kwargs.get(number, 0))
     kwargs["redrives"] = [
@@ -697,31 +707,59 @@ class ResultBucket:
 
 
 class JobQueue:
-    def __init__(self, client: Any, queue_url: str) -> None:
+    """The job queues, one per priority (standard queues used as SQS fair queues)."""
+
+    def __init__(self, client: Any, queue_urls: Mapping[Priority, str]) -> None:
+        missing = [p.value for p in Priority if p not in queue_urls]
+        if missing:
+            raise ValueError(f"no queue URL for priority {', '.join(missing)}")
         self._sqs = client
-        self._url = queue_url
+        self._urls = dict(queue_urls)
 
     def send(self, job: Job, delay_seconds: int = 0) -> None:
-        """Queue ``job`` for the worker; its message becomes visible after ``delay_seconds``
-        (0-900, SQS's DelaySeconds)."""
-        extra = _delay(delay_seconds)
-        self._sqs.send_message(QueueUrl=self._url, MessageBody=message_body(job), **extra)
+        """Queue ``job`` for the worker, in its priority's queue; its message becomes visible
+        after ``delay_seconds`` (0-900, SQS's DelaySeconds).
+
+        ``MessageGroupId`` is the owner: on a standard queue it makes SQS serve the queue
+        fairly between owners (a fair queue), so one user's backlog does not hold back the
+        others' jobs. It orders nothing (that needs a FIFO queue).
+        """
+        self._sqs.send_message(
+            QueueUrl=self._urls[job.priority],
+            MessageBody=message_body(job),
+            MessageGroupId=job.owner_id,
+            **_delay(delay_seconds),
+        )
 
     def send_all(self, jobs: list[Job], delays: Mapping[str, int] | None = None) -> dict[str, str]:
-        """Queue ``jobs``, 10 per SendMessageBatch, retrying the entries SQS reports failed
+        """Queue ``jobs`` (each in its priority's queue, the owner as group, as :meth:`send`),
+        10 per SendMessageBatch, retrying the entries SQS reports failed
         (unless the sender is at fault); job id -> why, for those still not queued.
         ``delays``: job id -> seconds its message stays invisible (SQS's DelaySeconds, 0-900)."""
         delays = delays or {}
         unsent: dict[str, str] = {}
-        for start in range(0, len(jobs), SEND_BATCH_MAX):
-            chunk = {str(i): job for i, job in enumerate(jobs[start : start + SEND_BATCH_MAX])}
+        by_queue: dict[str, list[Job]] = {}
+        for job in jobs:
+            by_queue.setdefault(self._urls[job.priority], []).append(job)
+        chunks = [
+            (url, queued[start : start + SEND_BATCH_MAX])
+            for url, queued in by_queue.items()
+            for start in range(0, len(queued), SEND_BATCH_MAX)
+        ]
+        for url, part in chunks:
+            chunk = {str(i): job for i, job in enumerate(part)}
             for attempt in range(BATCH_ATTEMPTS):
                 entries = [
-                    {"Id": i, "MessageBody": message_body(job), **_delay(delays.get(job.job_id, 0))}
+                    {
+                        "Id": i,
+                        "MessageBody": message_body(job),
+                        "MessageGroupId": job.owner_id,
+                        **_delay(delays.get(job.job_id, 0)),
+                    }
                     for i, job in chunk.items()
                 ]
                 try:
-                    resp = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
+                    resp = self._sqs.send_message_batch(QueueUrl=url, Entries=entries)
                 except ClientError as exc:
                     error = exc.response.get("Error", {})
                     unsent.update(

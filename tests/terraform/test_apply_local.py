@@ -70,6 +70,9 @@ def test_functions_match_the_contract_and_the_zips(local_stack, aws, lambda_zips
             "JOBS_TABLE_NAME": outputs["table_name"],
             "RESULTS_BUCKET_NAME": outputs["bucket_name"],
             "JOBS_QUEUE_URL": outputs["queue_url"],
+            "JOBS_QUEUE_URL_HIGH": outputs["queue_urls"]["high"],
+            "JOBS_QUEUE_URL_LOW": outputs["queue_urls"]["low"],
+            "HIGH_PRIORITY_GROUP": LOCAL["high_priority_group"].strip('"'),
             "ALLOWED_CLIENT_ID": outputs["user_pool_client_id"],
             "CORS_ALLOWED_ORIGINS": "*",
             "MAX_RECEIVE_COUNT": LOCAL["max_receive_count"],
@@ -90,14 +93,22 @@ def test_functions_match_the_contract_and_the_zips(local_stack, aws, lambda_zips
             "POWERTOOLS_METRICS_NAMESPACE": "jobs-local",
             "POWERTOOLS_LOG_LEVEL": LOCAL["log_level"],
         }
-    mapping = lam.get_event_source_mapping(UUID=outputs["event_source_mapping_uuid"])
-    assert mapping["FunctionArn"].endswith(f":function:{outputs['worker_function_name']}")
-    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert mapping["BatchSize"] == int(LOCAL["worker_batch_size"])
-    assert mapping["MaximumBatchingWindowInSeconds"] == int(LOCAL["worker_batching_window_seconds"])
-    assert mapping["ScalingConfig"] == {"MaximumConcurrency": int(LOCAL["worker_max_concurrency"])}
-    queue_arn = aws("sqs").get_queue_attributes(QueueUrl=outputs["queue_url"], AttributeNames=["QueueArn"])
-    assert mapping["EventSourceArn"] == queue_arn["Attributes"]["QueueArn"]
+    assert outputs["queue_urls"]["normal"] == outputs["queue_url"]
+    assert outputs["event_source_mapping_uuids"]["normal"] == outputs["event_source_mapping_uuid"]
+    weights = {
+        "normal": int(LOCAL["worker_max_concurrency"]),
+        **{k: int(v) for k, v in re.findall(r"(high|low)\s*=\s*(\d+)", LOCAL["worker_priority_concurrency"])},
+    }
+    for priority in ("high", "normal", "low"):
+        mapping = lam.get_event_source_mapping(UUID=outputs["event_source_mapping_uuids"][priority])
+        assert mapping["FunctionArn"].endswith(f":function:{outputs['worker_function_name']}")
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert mapping["BatchSize"] == int(LOCAL["worker_batch_size"])
+        assert mapping["MaximumBatchingWindowInSeconds"] == int(LOCAL["worker_batching_window_seconds"])
+        assert mapping["ScalingConfig"] == {"MaximumConcurrency": weights[priority]}
+        url = outputs["queue_urls"][priority]
+        queue_arn = aws("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        assert mapping["EventSourceArn"] == queue_arn["Attributes"]["QueueArn"]
 
 
 def test_roles_are_least_privilege_on_exact_arns(local_stack, aws):
@@ -126,6 +137,22 @@ def test_roles_are_least_privilege_on_exact_arns(local_stack, aws):
         for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
     }
     assert "sqs:SendMessage" in api_actions and "sqs:ReceiveMessage" not in api_actions
+    # the api sends to, and the worker consumes, exactly the three priority queues
+    queue_arns = sorted(
+        aws("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        for url in local_stack[1]["queue_urls"].values()
+    )
+
+    def on_queues(doc: dict, action: str) -> list[str]:
+        return sorted(
+            r
+            for s in doc["Statement"]
+            if action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+            for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+        )
+
+    assert on_queues(documents["api"], "sqs:SendMessage") == queue_arns
+    assert on_queues(documents["worker"], "sqs:ReceiveMessage") == queue_arns
     assert "s3:GetObject" in api_actions and "s3:PutObject" not in api_actions
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "s3:PutObject", "dynamodb:UpdateItem"} <= worker_actions
     assert "sqs:SendMessage" not in worker_actions and "dynamodb:DeleteItem" not in worker_actions
@@ -212,9 +239,15 @@ def test_storage_and_queues(local_stack, aws):
     dlq = sqs.get_queue_attributes(QueueUrl=outputs["dlq_url"], AttributeNames=["All"])["Attributes"]
     assert redrive == {"deadLetterTargetArn": dlq["QueueArn"], "maxReceiveCount": int(LOCAL["max_receive_count"])}
     assert int(dlq["MessageRetentionPeriod"]) == 14 * 24 * 3600
+    arns = {}
+    for priority, url in outputs["queue_urls"].items():
+        each = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert json.loads(each["RedrivePolicy"]) == redrive, priority  # one DLQ policy for all three
+        assert each["VisibilityTimeout"] == attrs["VisibilityTimeout"], priority
+        arns[priority] = each["QueueArn"]
     assert json.loads(dlq["RedriveAllowPolicy"]) == {
         "redrivePermission": "byQueue",
-        "sourceQueueArns": [attrs["QueueArn"]],
+        "sourceQueueArns": [arns["high"], arns["normal"], arns["low"]],
     }
     assert attrs["SqsManagedSseEnabled"] == "true"
 

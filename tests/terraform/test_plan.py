@@ -131,10 +131,26 @@ def test_plan_storage_and_queue_follow_the_contract(env_plan):
     assert dlq_retention == 14 * 24 * 3600
     # a dead letter keeps its age: it must have days left in the DLQ to be seen and redriven
     assert dlq_retention - queue["message_retention_seconds"] >= 4 * 24 * 3600
-    esm = resources["module.compute.aws_lambda_event_source_mapping.worker"]
-    assert esm["function_response_types"] == ["ReportBatchItemFailures"]
-    assert esm["batch_size"] == int(settings["worker_batch_size"])
-    assert esm["scaling_config"] == [{"maximum_concurrency": int(settings["worker_max_concurrency"])}]
+    # one queue per priority, the same settings and the same DLQ; normal keeps its address
+    for priority in ("high", "low"):
+        other = resources[f'module.queue.aws_sqs_queue.priority["{priority}"]']
+        assert other["name"] == f"jobs-{env}-jobs-{priority}"
+        for key in ("visibility_timeout_seconds", "message_retention_seconds", "receive_wait_time_seconds"):
+            assert other[key] == queue[key], (priority, key)
+    assert queue["name"] == f"jobs-{env}-jobs"
+    # one mapping per priority, each with its own maximum concurrency (AWS minimum 2)
+    weights = {
+        "normal": int(settings["worker_max_concurrency"]),
+        **{k: int(v) for k, v in re.findall(r"(high|low)\s*=\s*(\d+)", settings["worker_priority_concurrency"])},
+    }
+    assert set(weights) == {"high", "normal", "low"} and min(weights.values()) >= 2
+    for priority, concurrency in weights.items():
+        esm = resources[f'module.compute.aws_lambda_event_source_mapping.worker["{priority}"]']
+        assert esm["function_response_types"] == ["ReportBatchItemFailures"]
+        assert esm["batch_size"] == int(settings["worker_batch_size"])
+        assert esm["scaling_config"] == [{"maximum_concurrency": concurrency}]
+    reserved = int(settings["worker_reserved_concurrency"])
+    assert reserved < 0 or reserved >= sum(weights.values())
     bucket = resources["module.storage.aws_s3_bucket.results"]
     assert bucket["force_destroy"] is (settings["force_destroy_bucket"] == "true")
     rule = resources["module.storage.aws_s3_bucket_lifecycle_configuration.results"]["rule"][0]
@@ -280,6 +296,27 @@ def test_plan_takes_the_quota_settings_of_the_env_and_the_functions_accept_them(
 )
 def test_bad_quota_settings_are_refused_at_plan(make_runner, tmp_path, variables, message):
     runner = make_runner("dev", work_root=tmp_path, variables=variables)
+    runner.init()
+    with pytest.raises(TerraformError) as refused:
+        runner.plan()
+    said = " ".join(refused.value.details.replace("│", " ").split())
+    assert message in said
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"worker_priority_concurrency": {"high": 1, "low": 2}}, "priority_max_concurrency.high and .low must be"),
+        ({"high_priority_group": "a,b"}, "high_priority_group must be a Cognito group name"),
+        (
+            {"worker_reserved_concurrency": 6, "worker_priority_concurrency": {"high": 2, "low": 2}},
+            "worker_reserved_concurrency (6) is below the sum of the priority mappings' maximum concurrency (9)",
+        ),
+    ],
+    ids=["high-below-aws-minimum", "group-comma", "reserved-below-the-mappings"],
+)
+def test_bad_priority_settings_are_refused_at_plan(make_runner, tmp_path, variables, message):
+    runner = make_runner("dev", work_root=tmp_path, variables=variables)  # dev: normal 5
     runner.init()
     with pytest.raises(TerraformError) as refused:
         runner.plan()

@@ -303,6 +303,9 @@ def tiny_run(tmp_path_factory):
             cold_runs=1,
             schedule_jobs=4,
             command="pytest tiny run",
+            fair_a_jobs=40,
+            fair_b_jobs=3,
+            priority_backlog=20,
         )
         results = run(config, out=lambda line: None)
     return results, out_dir
@@ -363,6 +366,15 @@ def test_tiny_run_ratios_come_from_the_measured_numbers(tiny_run):
     assert targets["listing_ratio"]["value"] == listing["ratio_get_jobs_p50"]
     assert targets["cold_start_api_vs_boto3"]["value"] == api["ratio_traced_vs_boto3"]
     assert targets["aws_requests_per_job"]["value"] == results["cost"]["aws_requests_per_job"]
+    fair, prio = figures["flow"]["fairness"], figures["flow"]["priorities"]
+    assert (fair["a_jobs"], fair["b_jobs"], prio["backlog"]) == (40, 3, 20)
+    # (the figures are rounded after the ratio is taken)
+    assert fair["b_median_vs_a_drain"] == pytest.approx(fair["b_median_s"] / fair["a_drain_s"], abs=0.01)
+    assert prio["high_backlog_vs_idle"] == pytest.approx(
+        prio["high_backlog_median_s"] / prio["high_idle_median_s"], rel=0.05
+    )
+    assert targets["fairness_b_median_vs_a_drain"]["value"] == fair["b_median_vs_a_drain"]
+    assert targets["high_backlog_vs_idle"]["value"] == prio["high_backlog_vs_idle"]
 
 
 @pytest.mark.slow

@@ -303,3 +303,66 @@ def test_a_long_poll_returns_a_delayed_message_as_soon_as_it_is_due(access: AwsA
         lags.append(time.time() - sent - 1.0)
         sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     assert min(lags) >= -0.05 and max(lags) < 0.5, lags
+
+
+def _bodies(sqs, url: str, count: int = 10) -> list[str]:
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=count, AttributeNames=["All"]).get("Messages", [])
+    return [m["Body"] for m in got]
+
+
+def test_a_standard_queue_serves_message_groups_fairly(access: AwsAccess) -> None:
+    """SQS fair queues, emulated: a tenant (MessageGroupId) with many messages in flight does
+    not hold back a quiet tenant's messages; arrival order within a tenant; round-robin
+    between tenants alike; a message without a group is a tenant of its own."""
+    sqs = access.client("sqs")
+    url = sqs.create_queue(QueueName="fair", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    for i in range(30):
+        sqs.send_message(QueueUrl=url, MessageBody=f"a{i}", MessageGroupId="tenant-a")
+    assert _bodies(sqs, url) == [f"a{i}" for i in range(10)]  # alone: arrival order
+    for i in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=f"b{i}", MessageGroupId="tenant-b")
+    sqs.send_message(QueueUrl=url, MessageBody="lone")  # no group: its own tenant
+    # a holds 10 in flight, b and the lone message none: they come first, then a again
+    assert _bodies(sqs, url, 6) == ["b0", "lone", "b1", "b2", "a10", "a11"]
+    # equal loads: round-robin, the tenant whose oldest waiting message is oldest first
+    url2 = sqs.create_queue(QueueName="fair-rr", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    for i in range(3):
+        sqs.send_message(QueueUrl=url2, MessageBody=f"c{i}", MessageGroupId="tenant-c")
+    for i in range(3):
+        sqs.send_message(QueueUrl=url2, MessageBody=f"d{i}", MessageGroupId="tenant-d")
+    assert _bodies(sqs, url2) == ["c0", "d0", "c1", "d1", "c2", "d2"]
+    # the group id is reported, as SQS does
+    sqs.send_message(QueueUrl=url2, MessageBody="e0", MessageGroupId="tenant-e")
+    got = sqs.receive_message(QueueUrl=url2, AttributeNames=["All"])["Messages"]
+    assert [(m["Body"], m["Attributes"]["MessageGroupId"]) for m in got] == [("e0", "tenant-e")]
+
+
+def test_a_queue_without_groups_keeps_arrival_order(access: AwsAccess) -> None:
+    sqs = access.client("sqs")
+    url = sqs.create_queue(QueueName="unfair", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    for i in range(15):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{i}")
+    assert _bodies(sqs, url) == [f"m{i}" for i in range(10)]
+    assert _bodies(sqs, url) == [f"m{i}" for i in range(10, 15)]
+
+
+def test_fair_order_keeps_a_deep_queue_fast(access: AwsAccess) -> None:
+    """2,000 messages of two tenants (the issue-13 depth): a receive stays well under 100 ms."""
+    import time
+
+    sqs = access.client("sqs")
+    url = sqs.create_queue(QueueName="fair-deep", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    for start in range(0, 2000, 10):
+        sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "MessageBody": f"m{i}", "MessageGroupId": "heavy" if i % 50 else "light"}
+                for i in range(start, start + 10)
+            ],
+        )
+    durations = []
+    for _ in range(10):
+        began = time.perf_counter()
+        assert len(_bodies(sqs, url)) == 10
+        durations.append(time.perf_counter() - began)
+    assert sorted(durations)[5] < 0.1, durations

@@ -13,7 +13,7 @@ from unittest import mock
 
 import pytest
 
-from jobs.model import Job, Status, iso, new_job_id, utc_now
+from jobs.model import Job, Priority, Status, iso, new_job_id, utc_now
 from jobs.quotas import Limits
 from jobs.service import JobMessage, JobProcessor, Outcome, RetryLater
 from jobs.settings import Settings
@@ -25,7 +25,7 @@ from tooling.errors import OperatorError
 MAX_RECEIVE = 3
 
 
-def submit(table: JobTable, owner: str, context1: str = "alpha") -> Job:
+def submit(table: JobTable, owner: str, context1: str = "alpha", priority: Priority = Priority.NORMAL) -> Job:
     now = utc_now()
     job = Job(
         owner_id=owner,
@@ -38,6 +38,7 @@ def submit(table: JobTable, owner: str, context1: str = "alpha") -> Job:
         created_at=iso(now),
         updated_at=iso(now),
         expires_at=int(now.timestamp()) + 86_400,
+        priority=priority,
     )
     table.create(job, None, int(now.timestamp()))
     return job
@@ -147,7 +148,12 @@ def test_a_redriven_job_gets_a_full_set_of_deliveries_and_completes(access, stac
     settings = Settings(
         table_name=stack["outputs"]["table_name"],
         bucket_name=bucket,
-        queue_url=stack["queue"],
+        # the worker sends nothing: one queue stands for the three priorities'
+        queue_urls={
+            Priority.HIGH: stack["queue"] + "-high",
+            Priority.NORMAL: stack["queue"],
+            Priority.LOW: stack["queue"] + "-low",
+        },
         allowed_client_id="x",
         cors_allowed_origins=("https://example.com",),
         max_receive_count=MAX_RECEIVE,
@@ -370,3 +376,26 @@ def test_a_scheduled_jobs_message_its_schedule_dead_lettered_goes_to_the_queue(a
     assert visible(sqs, stack["dlq"]) == []
     now = table.get(job.owner_id, job.job_id)
     assert now is not None and now.status is Status.SCHEDULED and now.redrives == []  # the worker claims it
+
+
+def test_a_dead_letter_goes_back_to_its_priority_queue_grouped_by_owner(access, stack):
+    """A high (or low) job's dead letter returns to the high (low) queue, with the owner as its
+    fair-queue group even when the dead letter carried none (sent before fair queues)."""
+    table, sqs = stack["table"], stack["sqs"]
+    urls = {"normal": stack["queue"]}
+    for priority in ("high", "low"):
+        urls[priority] = sqs.create_queue(QueueName=f"{stack['queue'].rsplit('/', 1)[1]}-{priority}")["QueueUrl"]
+    outputs = {**stack["outputs"], "queue_urls": urls}
+    jobs = {}
+    for owner, priority in (("alice", Priority.HIGH), ("bob", Priority.LOW), ("carol", Priority.NORMAL)):
+        job = submit(table, owner, priority=priority)
+        jobs[owner] = fail_finally(table, job, "ActionError: boom")
+        sqs.send_message(QueueUrl=stack["dlq"], MessageBody=body_of(job))
+
+    report = redrive.redrive(access, outputs, out=quiet([]), wait_seconds=0)
+
+    assert len(report.moved) == 3
+    for owner, priority in (("alice", "high"), ("bob", "low"), ("carol", "normal")):
+        [message] = visible(sqs, urls[priority])
+        assert message["Body"] == body_of(jobs[owner])
+        assert message["Attributes"]["MessageGroupId"] == owner

@@ -167,3 +167,22 @@ def test_missing_output_is_an_operator_error(access, seeded_stack):
     outputs = {k: v for k, v in seeded_stack.items() if k != "dlq_url"}
     with pytest.raises(OperatorError, match="no output 'dlq_url'"):
         status.collect(access, outputs, env="test")
+
+
+def test_status_shows_each_priority_queue(access, seeded_stack):
+    sqs = access.client("sqs")
+    out = dict(seeded_stack)
+    urls = {"normal": out["queue_url"]}
+    for priority in ("high", "low"):
+        urls[priority] = sqs.create_queue(QueueName=f"{out['prefix']}-jobs-{priority}")["QueueUrl"]
+    out["queue_urls"] = urls
+    for n in range(2):
+        sqs.send_message(QueueUrl=urls["high"], MessageBody=f'{{"n": {n}}}', MessageGroupId="alice")
+    sqs.send_message(QueueUrl=urls["low"], MessageBody='{"n": 9}', MessageGroupId="bob")
+
+    report = status.collect(access, out, env="test")
+
+    shown = {q.label: (q.url, q.visible) for q in report.queues}
+    assert list(shown) == ["jobs-high", "jobs-normal", "jobs-low", "dlq"]
+    assert shown["jobs-high"] == (urls["high"], 2) and shown["jobs-low"] == (urls["low"], 1)
+    assert shown["jobs-normal"][0] == urls["normal"]

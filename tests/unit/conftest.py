@@ -31,6 +31,7 @@ SCHEDULER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/jobs-test-scheduler"
 QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:jobs-test"
 DLQ_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:jobs-test-dlq"
 MAX_SCHEDULE_DAYS = 30
+HIGH_GROUP = "priority-high"  # members may submit priority high
 
 ENV = {
     "AWS_DEFAULT_REGION": REGION,
@@ -40,6 +41,9 @@ ENV = {
     "JOBS_TABLE_NAME": TABLE,
     "RESULTS_BUCKET_NAME": BUCKET,
     "JOBS_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/123456789012/jobs-test",
+    "JOBS_QUEUE_URL_HIGH": f"https://sqs.{REGION}.amazonaws.com/123456789012/jobs-test-high",
+    "JOBS_QUEUE_URL_LOW": f"https://sqs.{REGION}.amazonaws.com/123456789012/jobs-test-low",
+    "HIGH_PRIORITY_GROUP": HIGH_GROUP,
     "ALLOWED_CLIENT_ID": CLIENT_ID,
     "CORS_ALLOWED_ORIGINS": "https://app.example.com,https://admin.example.com",
     "MAX_RECEIVE_COUNT": str(MAX_RECEIVE),
@@ -47,6 +51,8 @@ ENV = {
     "RESULT_URL_TTL_SECONDS": "300",
     "QUOTA_TABLE_NAME": QUOTA_TABLE,
     "JOBS_QUEUE_ARN": QUEUE_ARN,
+    "JOBS_QUEUE_ARN_HIGH": f"{QUEUE_ARN}-high",
+    "JOBS_QUEUE_ARN_LOW": f"{QUEUE_ARN}-low",
     "JOBS_DLQ_ARN": DLQ_ARN,
     "SCHEDULE_GROUP_NAME": SCHEDULE_GROUP,
     "SCHEDULER_ROLE_ARN": SCHEDULER_ROLE,
@@ -80,18 +86,21 @@ def create_resources() -> dict[str, str]:
     sqs = boto3.client("sqs", region_name=REGION)
     dlq = sqs.create_queue(QueueName="jobs-test-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue = sqs.create_queue(
-        QueueName="jobs-test",
-        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE})},
-    )["QueueUrl"]
+    redrive = {"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE})}
+    urls = {
+        name: sqs.create_queue(QueueName=f"jobs-test{suffix}", Attributes=redrive)["QueueUrl"]
+        for name, suffix in (("queue_url", ""), ("high_queue_url", "-high"), ("low_queue_url", "-low"))
+    }
     boto3.client("scheduler", region_name=REGION).create_schedule_group(Name=SCHEDULE_GROUP)
-    return {"queue_url": queue, "dlq_url": dlq}
+    return {**urls, "dlq_url": dlq}
 
 
 @dataclass
 class Stack:
-    queue_url: str
+    queue_url: str  # normal priority
     dlq_url: str
+    high_queue_url: str = ""
+    low_queue_url: str = ""
 
     @property
     def ddb(self) -> Any:
@@ -147,6 +156,8 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     with mock_aws():
         urls = create_resources()
         monkeypatch.setenv("JOBS_QUEUE_URL", urls["queue_url"])
+        monkeypatch.setenv("JOBS_QUEUE_URL_HIGH", urls["high_queue_url"])
+        monkeypatch.setenv("JOBS_QUEUE_URL_LOW", urls["low_queue_url"])
         from jobs import aws
 
         aws.reset()

@@ -22,9 +22,11 @@ ROUTES = [
     ("GET", "/jobs"),
     ("GET", "/quota"),
 ]
-FIELDS = ["name", "action", "context1", "context2", "format", "run_at", "delay_seconds"]
-# Valid names of actions and formats, so that bodies reach the checks past them (and the writes).
+FIELDS = ["name", "action", "context1", "context2", "format", "run_at", "delay_seconds", "priority"]
+# Valid names of actions, formats and priorities, so that bodies reach the checks past them
+# (and the writes).
 NAMES = ["demo", "process-data", "word-count", "checksum", "text", "json", "csv"]
+PRIORITIES = ["high", "normal", "low"]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
@@ -68,6 +70,11 @@ bodies = st.one_of(
         st.sampled_from(NAMES[:4]),
         st.one_of(st.sampled_from(NAMES[4:]), json_values),
     ),
+    st.builds(
+        lambda priority, fmt: json.dumps({**VALID_JOB, "priority": priority, **fmt}),
+        st.one_of(st.sampled_from(PRIORITIES), json_values, st.text(max_size=10)),
+        st.one_of(st.just({}), st.builds(lambda f: {"format": f}, st.sampled_from(NAMES[4:]))),
+    ),
 )
 # Due times near the limits and in every shape: valid and invalid RFC 3339, offsets, numbers.
 _instants = st.datetimes(
@@ -103,7 +110,9 @@ headers = st.dictionaries(
     max_size=3,
 )
 group_claims = st.one_of(
-    st.sampled_from(["capped", "throttled", "lifted,capped", "[lifted throttled]", "", "[]", ",", "nobody"]),
+    st.sampled_from(
+        ["capped", "throttled", "lifted,capped", "[lifted throttled]", "", "[]", ",", "nobody", "priority-high"]
+    ),
     st.text(alphabet=string.printable, max_size=40),
 )
 claim_sets = st.one_of(

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from jobs.actions import action_formats
 from jobs.errors import ValidationError
-from jobs.model import NewJob
+from jobs.model import NewJob, Priority
 from jobs.scheduling import at_expression, delay_seconds, schedule_from
 from tests.unit.conftest import (
     DLQ_ARN,
@@ -353,4 +353,8 @@ def test_scheduling_settings_are_read() -> None:
 
     s = Settings.from_env({**ENV, "SCHEDULE_DELAY_THRESHOLD_SECONDS": "0"})
     assert (s.max_schedule_days, s.schedule_delay_threshold_seconds) == (MAX_SCHEDULE_DAYS, 0)
-    assert s.target_queue_arn() == QUEUE_ARN and s.scheduler_role_arn == SCHEDULER_ROLE and s.dlq_arn == DLQ_ARN
+    assert (
+        s.target_queue_arn(Priority.NORMAL) == QUEUE_ARN
+        and s.scheduler_role_arn == SCHEDULER_ROLE
+        and s.dlq_arn == DLQ_ARN
+    )

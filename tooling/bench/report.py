@@ -30,6 +30,8 @@ TARGETS: tuple[Target, ...] = (
     Target("zip_worker_bytes", "worker.zip size", "<", ZIP_LIMIT_BYTES, " bytes"),
     Target("aws_requests_per_job", "AWS requests per job", "<=", 6.0, ""),
     Target("schedule_start_max_ms", "scheduled job start after run_at, max", "<=", 2000.0, " ms"),
+    Target("fairness_b_median_vs_a_drain", "fairness: B's median vs A's drain time", "<=", 0.10),
+    Target("high_backlog_vs_idle", "high job behind 500 normal vs idle", "<=", 2.0),
 )
 
 

@@ -3,12 +3,15 @@
 Order: start the local stack (backend with request counting on, terraform apply of
 ``environments/local.tfvars`` with the ``--var`` overrides on top, local runtime) -> cold
 start (on an idle machine) -> floor -> stack (after a warm-up of one job per client) ->
-listing (the stack's jobs deleted first, so the baseline table holds only the listing
-user's 50 jobs) -> results (printed, JSON, Markdown, PNG). Everything started is stopped at the end, failure or not.
+flow control (fairness: one user's 1,000 jobs then another's 10; priorities: a high job idle
+and behind 500 normal ones; tooling/bench/flow.py) -> listing (the stack's jobs deleted first,
+so the baseline table holds only the listing user's 50 jobs) -> results (printed, JSON,
+Markdown, PNG). Everything started is stopped at the end, failure or not.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -25,7 +28,7 @@ from botocore.config import Config
 
 from tooling import local_stack, packaging
 from tooling.aws_access import LOCAL_CREDENTIALS
-from tooling.bench import coldstart, counting, floor, listing, load, prices, records, report, scheduling
+from tooling.bench import coldstart, counting, floor, flow, listing, load, prices, records, report, scheduling
 from tooling.bench import variables as variables_mod
 from tooling.bench.stats import ratio, summary_ms
 from tooling.embedded_backend import COUNT_REQUESTS_ENV
@@ -49,6 +52,10 @@ class BenchConfig:
     seed_budget_s: float = 900.0
     completion_timeout_s: float | None = None  # default: 120 s + 1 s per job
     schedule_jobs: int = 20  # scheduled jobs whose start is measured against run_at (0: skip)
+    skip_flow: bool = False
+    fair_a_jobs: int = 1000  # fairness: user A's backlog, submitted at once
+    fair_b_jobs: int = 10  # then user B's jobs
+    priority_backlog: int = 500  # priorities: normal jobs queued ahead of the high ones
     command: str = "invoke bench"
     variables: dict[str, Any] = field(default_factory=dict)  # --var: over environments/local.tfvars
 
@@ -63,6 +70,7 @@ def config_from_flags(
     quick: bool = False,
     var: list[str] | None = None,
     schedule_jobs: int = -1,
+    skip_flow: bool = False,
 ) -> BenchConfig:
     """The task's flags (0 or "" = default; ``quick`` = smaller defaults) -> a config naming its command.
 
@@ -76,6 +84,7 @@ def config_from_flags(
     command = ["invoke bench", *(["--quick"] if quick else [])]
     command += [f"--{name}={value}" for name, value in flags.items() if value]
     command += ["--skip-listing"] if skip_listing else []
+    command += ["--skip-flow"] if skip_flow else []
     command += [variables_mod.flag(name, value) for name, value in variables.items()]
     return BenchConfig(
         jobs=jobs or (100 if quick else 500),
@@ -87,6 +96,9 @@ def config_from_flags(
         schedule_jobs=schedule_jobs if schedule_jobs >= 0 else (10 if quick else 20),
         command=" ".join(command),
         variables=variables,
+        skip_flow=skip_flow,
+        fair_a_jobs=300 if quick else 1000,
+        priority_backlog=200 if quick else 500,
     )
 
 
@@ -98,6 +110,9 @@ class ConsoleTap:
     reports: list[tuple[str, float, int, int]] = field(default_factory=list)  # fn, ms, billed ms, MB
     log_bytes: dict[str, int] = field(default_factory=dict)
     tail: list[str] = field(default_factory=list)
+    # the runtime's notes on its pollers ("polling <queue> -> ...", "event source mapping <uuid>:
+    # disabled ..."): few, kept whole, so that a count of them only grows (flow.mapping_paused)
+    runtime_lines: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, line: str) -> None:
@@ -108,6 +123,8 @@ class ConsoleTap:
         with self._lock:
             self.tail = [*self.tail[-39:], line]
             if source not in self.functions:
+                if message.startswith(("polling ", "event source mapping ")):
+                    self.runtime_lines.append(line)
                 return
             size = len(message.encode()) + prices.LOG_EVENT_OVERHEAD_BYTES
             self.log_bytes[source] = self.log_bytes.get(source, 0) + size
@@ -115,6 +132,11 @@ class ConsoleTap:
             if report_match:
                 ms, billed, memory = report_match.groups()
                 self.reports.append((source, float(ms), int(billed), int(memory)))
+
+    def matching(self, *needles: str) -> list[str]:
+        """The runtime's notes holding every needle (e.g. a mapping's "disabled")."""
+        with self._lock:
+            return [line for line in self.runtime_lines if all(n in line for n in needles)]
 
     def reset(self) -> None:
         with self._lock:
@@ -138,7 +160,7 @@ def _clients(endpoint: str, region: str, app_id: str, pool: int) -> dict[str, An
         "s3": {"addressing_style": "path"},
     }
     config = Config(**settings)
-    services = ("dynamodb", "sqs", "s3", "lambda")
+    services = ("dynamodb", "sqs", "s3", "lambda", "cognito-idp")
     return {s: session.client(s, endpoint_url=endpoint, config=config) for s in services}  # type: ignore[call-overload]
 
 
@@ -359,6 +381,9 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
                     "scheduling measured the SQS-delay path (threshold "
                     f"{threshold} s); --var schedule_delay_threshold_seconds=2 measures EventBridge Scheduler schedules"
                 )
+        # ---- flow control -----------------------------------------------------------------
+        if not config.skip_flow:
+            figures["flow"] = _flow(stack, aws, table, functions["api"], config, tap, out)
 
         # ---- listing ----------------------------------------------------------------------
         if not config.skip_listing:
@@ -401,6 +426,8 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
         "zip_worker_bytes": figures["cold_start"]["functions"]["worker"]["zip_bytes"],
         "aws_requests_per_job": cost.get("aws_requests_per_job"),
         "schedule_start_max_ms": ((figures.get("scheduling") or {}).get("run_at_to_started") or {}).get("max_ms"),
+        "fairness_b_median_vs_a_drain": ((figures.get("flow") or {}).get("fairness") or {}).get("b_median_vs_a_drain"),
+        "high_backlog_vs_idle": ((figures.get("flow") or {}).get("priorities") or {}).get("high_backlog_vs_idle"),
     }
     results: dict[str, Any] = {
         "started_at": started_at,
@@ -420,6 +447,45 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
     report.write(results, config.out_dir)
     _print_summary(results, out)
     return results
+
+
+def _flow(
+    stack: Any,
+    aws: dict[str, Any],
+    table: str,
+    api_config: dict[str, Any],
+    config: BenchConfig,
+    tap: ConsoleTap,
+    out: Out,
+) -> dict[str, Any]:
+    """Fairness and priorities (tooling/bench/flow.py) with users of their own."""
+    timeout = 300.0 + config.fair_a_jobs + config.priority_backlog
+
+    def user(group: str | None = None) -> flow.User:
+        username, password = stack.create_user()
+        if group:
+            cognito, pool = aws["cognito-idp"], stack.outputs["user_pool_id"]
+            with contextlib.suppress(cognito.exceptions.GroupExistsException):
+                cognito.create_group(GroupName=group, UserPoolId=pool)
+            cognito.admin_add_user_to_group(UserPoolId=pool, Username=username, GroupName=group)
+        token = stack.id_token(username, password)
+        return flow.User(token, load.token_sub(token))
+
+    ddb = aws["dynamodb"]
+    figures: dict[str, Any] = {}
+    mapping = stack.outputs["event_source_mapping_uuid"]  # the normal queue's, paused while A submits
+    figures["fairness"] = flow.fairness(
+        stack.api_url, ddb, aws["lambda"], table, mapping, stack.outputs["queue_url"], tap, user(), user(),
+        config.fair_a_jobs, config.fair_b_jobs, timeout, out,
+    )  # fmt: skip
+    group = ((api_config.get("Environment") or {}).get("Variables") or {}).get("HIGH_PRIORITY_GROUP")
+    if not group:
+        out("priorities: skipped, the stack names no high_priority_group")
+        return figures
+    figures["priorities"] = flow.priorities(
+        stack.api_url, ddb, table, user(group), user(), config.priority_backlog, timeout, out
+    )
+    return figures
 
 
 def _listing(

@@ -1,4 +1,5 @@
-# The api and worker Lambdas, their log groups and roles, and the SQS event source mapping.
+# The api and worker Lambdas, their log groups and roles, and the SQS event source mappings
+# (one per priority queue).
 
 data "aws_region" "current" {}
 
@@ -25,10 +26,12 @@ locals {
   }
 
   # Every setting the code reads (docs/architecture.md); POWERTOOLS_SERVICE_NAME is per function.
-  common_environment = {
+  common_environment = merge({
     JOBS_TABLE_NAME                  = var.table_name
     RESULTS_BUCKET_NAME              = var.bucket_name
-    JOBS_QUEUE_URL                   = var.queue_url
+    JOBS_QUEUE_URL                   = var.queue_urls["normal"]
+    JOBS_QUEUE_URL_HIGH              = var.queue_urls["high"]
+    JOBS_QUEUE_URL_LOW               = var.queue_urls["low"]
     ALLOWED_CLIENT_ID                = var.allowed_client_id
     CORS_ALLOWED_ORIGINS             = join(",", var.cors_allowed_origins)
     MAX_RECEIVE_COUNT                = tostring(var.max_receive_count)
@@ -39,7 +42,9 @@ locals {
     QUOTA_SUBMIT_RATE_PER_SECOND     = tostring(var.quota_submit_rate_per_second)
     QUOTA_SUBMIT_BURST               = tostring(var.quota_submit_burst)
     QUOTA_TIERS                      = jsonencode(var.quota_tiers)
-    JOBS_QUEUE_ARN                   = var.queue_arn
+    JOBS_QUEUE_ARN                   = var.queue_arns["normal"]
+    JOBS_QUEUE_ARN_HIGH              = var.queue_arns["high"]
+    JOBS_QUEUE_ARN_LOW               = var.queue_arns["low"]
     JOBS_DLQ_ARN                     = var.dlq_arn
     SCHEDULE_GROUP_NAME              = var.schedule_group_name
     SCHEDULER_ROLE_ARN               = var.scheduler_role_arn
@@ -47,12 +52,22 @@ locals {
     SCHEDULE_DELAY_THRESHOLD_SECONDS = tostring(var.schedule_delay_threshold_seconds)
     POWERTOOLS_METRICS_NAMESPACE     = var.metrics_namespace
     POWERTOOLS_LOG_LEVEL             = var.log_level
-  }
+    }, var.high_priority_group == null || var.high_priority_group == "" ? {} : {
+    HIGH_PRIORITY_GROUP = var.high_priority_group # absent: nobody may submit high
+  })
 
   # Lambda's advanced logging controls filter JSON logs by level, with names of their own:
   # without them a function with JSON log format drops DEBUG lines whatever the code logs.
   application_log_level = { DEBUG = "DEBUG", INFO = "INFO", WARNING = "WARN", ERROR = "ERROR", CRITICAL = "FATAL" }[var.log_level]
   system_log_level      = { DEBUG = "DEBUG", INFO = "INFO", WARNING = "WARN", ERROR = "WARN", CRITICAL = "WARN" }[var.log_level]
+
+  # Each priority queue's mapping and its maximum concurrency (normal: max_concurrency).
+  mapping_concurrency = {
+    high   = var.priority_max_concurrency.high
+    normal = var.max_concurrency
+    low    = var.priority_max_concurrency.low
+  }
+  queue_arns = [for priority in ["high", "normal", "low"] : var.queue_arns[priority]]
 
   lambda_logs_actions = ["logs:CreateLogStream", "logs:PutLogEvents"]
   xray_actions        = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
@@ -142,7 +157,7 @@ data "aws_iam_policy_document" "api" {
   statement {
     sid       = "EnqueueJobs"
     actions   = ["sqs:SendMessage"]
-    resources = [var.queue_arn]
+    resources = local.queue_arns
   }
 
   # Jobs due beyond the SQS delay threshold: one one-time schedule each, created at submit,
@@ -231,7 +246,7 @@ data "aws_iam_policy_document" "worker" {
       "sqs:GetQueueAttributes",
       "sqs:ReceiveMessage",
     ]
-    resources = [var.queue_arn]
+    resources = local.queue_arns
   }
 
   statement {
@@ -273,6 +288,13 @@ resource "aws_lambda_function" "function" {
 
   reserved_concurrent_executions = each.value.reserved_concurrency
 
+  lifecycle {
+    precondition {
+      condition     = each.key != "worker" || var.worker_reserved_concurrency < 0 || var.worker_reserved_concurrency >= sum(values(local.mapping_concurrency))
+      error_message = "worker_reserved_concurrency (${var.worker_reserved_concurrency}) is below the sum of the priority mappings' maximum concurrency (${sum(values(local.mapping_concurrency))}): the mappings would be throttled and high could wait behind normal. Raise it, or lower the mappings' concurrency."
+    }
+  }
+
   environment {
     variables = merge(local.common_environment, {
       POWERTOOLS_SERVICE_NAME = each.value.service_name
@@ -300,17 +322,27 @@ resource "aws_lambda_function" "function" {
 # SQS -> worker
 # ---------------------------------------------------------------------------------------
 
+# One mapping per priority queue, each with its own maximum concurrency: high is served
+# while normal's mapping is saturated, and low always has its own (no starvation).
 resource "aws_lambda_event_source_mapping" "worker" {
-  event_source_arn                   = var.queue_arn
+  for_each = local.mapping_concurrency
+
+  event_source_arn                   = var.queue_arns[each.key]
   function_name                      = aws_lambda_function.function["worker"].arn
   batch_size                         = var.batch_size
   maximum_batching_window_in_seconds = var.batching_window_seconds
   function_response_types            = ["ReportBatchItemFailures"]
 
   scaling_config {
-    maximum_concurrency = var.max_concurrency
+    maximum_concurrency = each.value
   }
 
   # The role must be able to receive from the queue before the mapping is created.
   depends_on = [aws_iam_role_policy.function]
+}
+
+# The mapping that existed before priorities is normal's: same resource, no replacement.
+moved {
+  from = aws_lambda_event_source_mapping.worker
+  to   = aws_lambda_event_source_mapping.worker["normal"]
 }

@@ -43,7 +43,12 @@ output "worker_role_arn" {
   value       = aws_iam_role.function["worker"].arn
 }
 
+output "event_source_mapping_uuids" {
+  description = "UUID of each priority queue's event source mapping: { high, normal, low }."
+  value       = { for priority, mapping in aws_lambda_event_source_mapping.worker : priority => mapping.uuid }
+}
+
 output "event_source_mapping_uuid" {
   description = "UUID of the SQS -> worker event source mapping."
-  value       = aws_lambda_event_source_mapping.worker.uuid
+  value       = aws_lambda_event_source_mapping.worker["normal"].uuid
 }

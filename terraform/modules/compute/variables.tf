@@ -150,13 +150,38 @@ variable "batching_window_seconds" {
 }
 
 variable "max_concurrency" {
-  description = "Maximum concurrent worker invocations the SQS mapping starts (2-1000)."
+  description = "Maximum concurrent worker invocations the normal-priority queue's mapping starts (2-1000)."
   type        = number
   default     = 5
 
   validation {
     condition     = var.max_concurrency >= 2 && var.max_concurrency <= 1000
     error_message = "max_concurrency must be between 2 and 1000."
+  }
+}
+
+variable "priority_max_concurrency" {
+  description = "Maximum concurrent worker invocations of the high- and low-priority queues' mappings (2-1000 each, the AWS minimum is 2). They are the priorities' weights next to max_concurrency (normal). A reserved concurrency of the worker, when set, must be at least the sum of the three."
+  type = object({
+    high = number
+    low  = number
+  })
+  default = { high = 2, low = 2 }
+
+  validation {
+    condition     = alltrue([for n in values(var.priority_max_concurrency) : n >= 2 && n <= 1000 && floor(n) == n])
+    error_message = "priority_max_concurrency.high and .low must be whole numbers between 2 and 1000 (the SQS event source mapping's limits)."
+  }
+}
+
+variable "high_priority_group" {
+  description = "Cognito group whose members may submit high-priority jobs (HIGH_PRIORITY_GROUP); null or \"\": nobody may."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.high_priority_group == null || can(regex("^[^\\s,\\[\\]]{0,128}$", var.high_priority_group))
+    error_message = "high_priority_group must be a Cognito group name of at most 128 characters without spaces, commas or brackets."
   }
 }
 
@@ -197,14 +222,22 @@ variable "bucket_arn" {
   type        = string
 }
 
-variable "queue_url" {
-  description = "URL of the jobs queue (JOBS_QUEUE_URL)."
-  type        = string
+variable "queue_urls" {
+  description = "URL of each priority's queue: high (JOBS_QUEUE_URL_HIGH), normal (JOBS_QUEUE_URL), low (JOBS_QUEUE_URL_LOW)."
+  type = object({
+    high   = string
+    normal = string
+    low    = string
+  })
 }
 
-variable "queue_arn" {
-  description = "ARN of the jobs queue."
-  type        = string
+variable "queue_arns" {
+  description = "ARN of each priority's queue: { high, normal, low }."
+  type = object({
+    high   = string
+    normal = string
+    low    = string
+  })
 }
 
 # --- settings the code reads ------------------------------------------------------------

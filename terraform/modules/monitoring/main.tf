@@ -23,7 +23,24 @@ locals {
       description = "The oldest job waiting in the queue is older than ${var.oldest_message_age_threshold_seconds}s: the worker is not keeping up or failing."
       namespace   = "AWS/SQS"
       metric      = "ApproximateAgeOfOldestMessage"
-      dimensions  = { QueueName = var.queue_name }
+      dimensions  = { QueueName = var.queue_names.normal }
+      statistic   = "Maximum"
+      threshold   = var.oldest_message_age_threshold_seconds
+    }
+    # The other priorities' queues (normal's alarm above keeps its name from before priorities).
+    queue-high-oldest-message-age = {
+      description = "The oldest high-priority job waiting is older than ${var.oldest_message_age_threshold_seconds}s: the high mapping's concurrency is too low, or the worker is failing."
+      namespace   = "AWS/SQS"
+      metric      = "ApproximateAgeOfOldestMessage"
+      dimensions  = { QueueName = var.queue_names.high }
+      statistic   = "Maximum"
+      threshold   = var.oldest_message_age_threshold_seconds
+    }
+    queue-low-oldest-message-age = {
+      description = "The oldest low-priority job waiting is older than ${var.oldest_message_age_threshold_seconds}s: low is starved of concurrency, or the worker is failing."
+      namespace   = "AWS/SQS"
+      metric      = "ApproximateAgeOfOldestMessage"
+      dimensions  = { QueueName = var.queue_names.low }
       statistic   = "Maximum"
       threshold   = var.oldest_message_age_threshold_seconds
     }
@@ -178,13 +195,15 @@ resource "aws_cloudwatch_dashboard" "this" {
       {
         type = "metric", x = 0, y = 6, width = 12, height = 6
         properties = {
-          title  = "Queue depth and DLQ"
+          title  = "Queue depth (high, normal, low) and DLQ"
           region = local.region
           stat   = "Maximum"
           period = 60
           metrics = [
-            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.queue_name],
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.queue_names.high],
+            [".", "ApproximateNumberOfMessagesVisible", ".", var.queue_names.normal],
             [".", "ApproximateNumberOfMessagesNotVisible", ".", "."],
+            [".", "ApproximateNumberOfMessagesVisible", ".", var.queue_names.low],
             [".", "ApproximateNumberOfMessagesVisible", ".", var.dlq_name],
           ]
         }
@@ -197,7 +216,9 @@ resource "aws_cloudwatch_dashboard" "this" {
           stat   = "Maximum"
           period = 60
           metrics = [
-            ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", var.queue_name],
+            ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", var.queue_names.high],
+            ["...", var.queue_names.normal],
+            ["...", var.queue_names.low],
           ]
         }
       },

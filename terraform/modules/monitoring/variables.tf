@@ -8,9 +8,13 @@ variable "name_prefix" {
   }
 }
 
-variable "queue_name" {
-  description = "Name of the jobs queue."
-  type        = string
+variable "queue_names" {
+  description = "Name of each priority's jobs queue: { high, normal, low }."
+  type = object({
+    high   = string
+    normal = string
+    low    = string
+  })
 }
 
 variable "dlq_name" {

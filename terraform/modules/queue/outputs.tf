@@ -1,15 +1,30 @@
+output "queue_urls" {
+  description = "URL of each priority's queue: { high, normal, low }."
+  value       = { for priority, queue in local.queues : priority => queue.url }
+}
+
+output "queue_arns" {
+  description = "ARN of each priority's queue: { high, normal, low }."
+  value       = { for priority, queue in local.queues : priority => queue.arn }
+}
+
+output "queue_names" {
+  description = "Name of each priority's queue: { high, normal, low }."
+  value       = { for priority, queue in local.queues : priority => queue.name }
+}
+
 output "queue_url" {
-  description = "URL of the jobs queue."
+  description = "URL of the normal-priority jobs queue."
   value       = aws_sqs_queue.jobs.url
 }
 
 output "queue_arn" {
-  description = "ARN of the jobs queue."
+  description = "ARN of the normal-priority jobs queue."
   value       = aws_sqs_queue.jobs.arn
 }
 
 output "queue_name" {
-  description = "Name of the jobs queue."
+  description = "Name of the normal-priority jobs queue."
   value       = aws_sqs_queue.jobs.name
 }
 
@@ -29,7 +44,7 @@ output "dlq_name" {
 }
 
 output "visibility_timeout_seconds" {
-  description = "Visibility timeout of the jobs queue (6x the worker timeout + batching window)."
+  description = "Visibility timeout of the job queues (6x the worker timeout + batching window)."
   value       = aws_sqs_queue.jobs.visibility_timeout_seconds
 }
 

@@ -52,7 +52,7 @@ variable "message_retention_seconds" {
 }
 
 variable "kms_key_arn" {
-  description = "Customer managed KMS key for both queues; null uses SQS-managed encryption (SSE-SQS)."
+  description = "Customer managed KMS key for every queue; null uses SQS-managed encryption (SSE-SQS)."
   type        = string
   default     = null
 
