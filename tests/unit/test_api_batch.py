@@ -385,3 +385,35 @@ def test_an_invalid_due_time_is_reported_with_its_index(stack: Stack) -> None:
         (2, "schedule_out_of_range"),
     ]
     assert nothing_written(stack, "user-a")
+
+
+# ---- priorities ----------------------------------------------------------------------------------
+
+
+def _messages(stack: Stack, url: str) -> list[dict[str, Any]]:
+    got = stack.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])
+    return got.get("Messages", [])
+
+
+def test_items_go_to_their_priority_queues_grouped_by_owner(stack: Stack) -> None:
+    from tests.unit.conftest import HIGH_GROUP
+
+    resp = batch([job(0, priority="high"), job(1), job(2, priority="low"), job(3, priority="high")], groups=HIGH_GROUP)
+    assert resp.status == 202, resp.body
+    ids = [i["job_id"] for i in resp.body["jobs"]]
+    by_queue = {
+        name: _messages(stack, url)
+        for name, url in (("high", stack.high_queue_url), ("normal", stack.queue_url), ("low", stack.low_queue_url))
+    }
+    assert sorted(json.loads(m["Body"])["job_id"] for m in by_queue["high"]) == sorted([ids[0], ids[3]])
+    assert [json.loads(m["Body"])["job_id"] for m in by_queue["normal"]] == [ids[1]]
+    assert [json.loads(m["Body"])["job_id"] for m in by_queue["low"]] == [ids[2]]
+    assert {m["Attributes"]["MessageGroupId"] for ms in by_queue.values() for m in ms} == {"user-a"}
+    assert jobs_of(stack, "user-a")[ids[0]]["priority"]["S"] == "high"
+
+
+def test_a_high_item_its_caller_may_not_use_is_a_403_and_nothing_is_written(stack: Stack) -> None:
+    resp = batch([job(0), job(1, priority="high")], groups="other")
+    assert resp.status == 403 and resp.body["error"] == "priority_not_allowed"
+    assert resp.body["message"].startswith("job 1 of the batch: ")
+    assert nothing_written(stack, "user-a")
