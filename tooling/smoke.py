@@ -9,7 +9,10 @@ Reusable without invoke::
 ``run_smoke`` POSTs a ``process-data`` job, polls ``GET /job`` until the job is terminal or
 the timeout passes (reporting progress through a callback), checks that ``GET /jobs`` lists
 it, downloads the result through its ``result_url`` and checks that it contains both
-contexts; then submits a batch of two (``POST /jobs/batch``) and waits for both to COMPLETE.
+contexts; then submits a batch of two (``POST /jobs/batch``) and waits for both to COMPLETE,
+submits a job due in a few seconds (an SQS delay) and checks that it ran not before its
+``run_at``, and submits one due tomorrow (a schedule, on AWS EventBridge Scheduler) and
+cancels it.
 It never raises for a failed check: the :class:`SmokeResult` says what failed.
 
 Tokens come from the env's Cognito app client with ``USER_PASSWORD_AUTH``
@@ -27,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 import requests
@@ -38,6 +42,7 @@ ACTION = "process-data"
 USERNAME_ENV_VAR = "SMOKE_USERNAME"
 PASSWORD_ENV_VAR = "SMOKE_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 HTTP_TIMEOUT = 15.0
+SCHEDULE_DELAY_SECONDS = 3  # the scheduled job's delay: short, still an SQS-delayed message
 
 Progress = Callable[[str, float], None]
 
@@ -190,6 +195,26 @@ def run_smoke(
             if ended.get("status") != "COMPLETE":
                 raise _Failed(f"batch job {item.get('job_id')} ended {ended.get('status')}", result.status)
         step(f"POST /jobs/batch -> 202, its {len(items)} jobs COMPLETE after {elapsed():.1f}s")
+
+        # 6. scheduled: one due in a few seconds (an SQS delay) runs, not before its time; one
+        #    due tomorrow (an EventBridge Scheduler schedule) is cancelled, which deletes it
+        soon = {**body, "name": f"{body['name']}-delayed", "delay_seconds": SCHEDULE_DELAY_SECONDS}
+        delayed = _scheduled(session, base, headers, soon, result.status)
+        ended = finished(delayed["job_id"])
+        if ended.get("status") != "COMPLETE":
+            raise _Failed(f"scheduled job {delayed['job_id']} ended {ended.get('status')}", result.status)
+        run_at, started_at = ended.get("run_at"), ended.get("startedAt")
+        if not isinstance(run_at, str) or not isinstance(started_at, str) or started_at < run_at:
+            raise _Failed(f"scheduled job {delayed['job_id']} started at {started_at}, due {run_at}", result.status)
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        later = _scheduled(session, base, headers, {**body, "name": f"{body['name']}-later", "run_at": tomorrow}, None)
+        resp = session.delete(f"{base}/job", params={"job_id": later["job_id"]}, headers=headers, timeout=HTTP_TIMEOUT)
+        cancelled = _json(resp, "DELETE /job") if resp.status_code == 200 else {}
+        if cancelled.get("status") != "CANCELLED":
+            raise _Failed(
+                f"DELETE /job of a scheduled job answered {resp.status_code}: {resp.text[:200]}", result.status
+            )
+        step(f"a job due in {SCHEDULE_DELAY_SECONDS}s ran after its time; one due tomorrow was cancelled")
     except _Failed as failed:
         result.elapsed_seconds = elapsed()
         result.verdict = f"SMOKE FAILED: {failed.reason}"
@@ -202,9 +227,21 @@ def run_smoke(
     result.elapsed_seconds = elapsed()
     result.verdict = (
         f"SMOKE PASSED: job {result.job_id} COMPLETE, listed by GET /jobs, result content checked; "
-        f"a batch of 2 COMPLETE; {result.elapsed_seconds:.1f}s in all"
+        "a batch of 2 COMPLETE; a scheduled job ran on time, another was cancelled; "
+        f"{result.elapsed_seconds:.1f}s in all"
     )
     return result
+
+
+def _scheduled(
+    session: requests.Session, base: str, headers: dict[str, str], body: dict[str, Any], status: str | None
+) -> dict[str, Any]:
+    """POST /job of a job due later: its 202 answer, which must say SCHEDULED."""
+    resp = session.post(f"{base}/job", json=body, headers=headers, timeout=HTTP_TIMEOUT)
+    created = _json(resp, "POST /job") if resp.status_code == 202 else None
+    if not isinstance(created, dict) or created.get("status") != "SCHEDULED" or not created.get("job_id"):
+        raise _Failed(f"POST /job of a scheduled job answered {resp.status_code}: {resp.text[:200]}", status)
+    return created
 
 
 class ProgressLine:

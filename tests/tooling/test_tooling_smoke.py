@@ -23,7 +23,8 @@ class FakeJobApi:
     """The seed's contract: POST /job, GET /job?job_id=, GET /jobs, and a result URL; POST /jobs/batch.
 
     ``mode`` changes one behaviour: ok | failed | stuck | unlisted | wrong-result | unauthorized |
-    no-batch (POST /jobs/batch is not there).
+    no-batch (POST /jobs/batch is not there) | early-start (a scheduled job starts before its
+    run_at) | no-cancel (DELETE /job answers 409).
     A job moves PENDING -> PROCESSING -> terminal over successive GETs.
     """
 
@@ -55,8 +56,22 @@ class FakeJobApi:
 
             def _create(self, body: dict) -> dict:
                 job_id = f"job-{len(api.jobs) + 1}"
-                api.jobs[job_id] = {**body, "job_id": job_id, "status": "PENDING", "polls": 0}
-                return {"job_id": job_id, "status": "PENDING"}
+                status = "PENDING"
+                if "delay_seconds" in body or "run_at" in body:
+                    status = "SCHEDULED"
+                    body = {**body, "run_at": body.get("run_at") or f"2025-07-14T12:00:0{body['delay_seconds']}.000Z"}
+                api.jobs[job_id] = {**body, "job_id": job_id, "status": status, "polls": 0}
+                return {"job_id": job_id, "status": status}
+
+            def do_DELETE(self):
+                if not self._authorized():
+                    return
+                job = api.jobs[parse_qs(urlparse(self.path).query)["job_id"][0]]
+                if job["status"] in ("PENDING", "SCHEDULED") and api.mode != "no-cancel":
+                    job["status"] = "CANCELLED"
+                    self._send(200, {k: v for k, v in job.items() if k != "polls"})
+                else:
+                    self._send(409, {"error": "not_cancellable", "message": "no"})
 
             def do_POST(self):
                 if not self._authorized():
@@ -104,6 +119,9 @@ class FakeJobApi:
                         else:
                             job["result_url"] = f"{api.url_root}/results/{job_id}"
                             job["S3FileKey"] = f"owner/2025-07-14/{job_id}.txt"
+                            job["startedAt"] = "2025-07-14T12:00:04.000Z"
+                            if "run_at" in job and api.mode == "early-start":
+                                job["startedAt"] = "2025-07-14T12:00:01.000Z"
                 self._send(200, {k: v for k, v in job.items() if k != "polls"})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -133,6 +151,10 @@ def test_smoke_passes_through_the_whole_flow(fake_api):
     assert result.ok, result.verdict
     assert result.verdict.startswith(f"SMOKE PASSED: job {result.job_id} COMPLETE, listed by GET /jobs")
     assert "a batch of 2 COMPLETE" in result.verdict
+    assert "a scheduled job ran on time, another was cancelled" in result.verdict
+    delayed, later = fake_api.jobs["job-4"], fake_api.jobs["job-5"]
+    assert delayed["delay_seconds"] == 3 and delayed["status"] == "COMPLETE"
+    assert later["status"] == "CANCELLED" and later["run_at"].endswith("Z") and "delay_seconds" not in later
     batch_posts = [r for r in fake_api.requests if r[:2] == ("POST", "/dev/jobs/batch")]
     assert len(batch_posts) == 1
     assert {fake_api.jobs[j]["status"] for j in ("job-2", "job-3")} == {"COMPLETE"}
@@ -156,6 +178,8 @@ def test_smoke_passes_through_the_whole_flow(fake_api):
         ("wrong-result", "SMOKE FAILED: the result of job job-1 lacks smoke-left-"),
         ("unauthorized", "SMOKE FAILED: POST /job answered 401"),
         ("no-batch", "SMOKE FAILED: POST /jobs/batch answered 404"),
+        ("early-start", "SMOKE FAILED: scheduled job job-4 started at 2025-07-14T12:00:01.000Z, due"),
+        ("no-cancel", "SMOKE FAILED: DELETE /job of a scheduled job answered 409"),
     ],
     indirect=["fake_api"],
 )
