@@ -254,6 +254,15 @@ def test_the_worker_mapping_is_found_by_its_function_arn():
     pages = [
         {"EventSourceMappings": [{"UUID": "a", "FunctionArn": arn.format("jobs-local-api")}]},
         {"EventSourceMappings": [{"UUID": "b", "FunctionArn": arn.format("jobs-local-worker") + ":$LATEST"}]},
+        {
+            "EventSourceMappings": [
+                {
+                    "UUID": "c",
+                    "FunctionArn": arn.format("jobs-local-worker"),
+                    "EventSourceArn": "arn:aws:sqs:us-east-1:123456789012:jobs-local-jobs",
+                }
+            ]
+        },
     ]
 
     class Lambda:
@@ -263,6 +272,9 @@ def test_the_worker_mapping_is_found_by_its_function_arn():
 
     assert runner.worker_mapping(Lambda(), "jobs-local-worker")["UUID"] == "b"
     assert runner.worker_mapping(Lambda(), "jobs-local-work") == {}
+    # one mapping per priority: the one of the named queue (normal's, where the bench's jobs go)
+    assert runner.worker_mapping(Lambda(), "jobs-local-worker", "jobs-local-jobs")["UUID"] == "c"
+    assert runner.worker_mapping(Lambda(), "jobs-local-worker", "jobs-local-jobs-high") == {}
 
 
 def test_results_show_the_vars():

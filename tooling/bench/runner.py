@@ -222,8 +222,9 @@ def cost_figures(
     }
 
 
-def worker_mapping(lam: Any, function_name: str) -> dict[str, Any]:
-    """The worker's event source mapping ({} if none).
+def worker_mapping(lam: Any, function_name: str, queue_name: str | None = None) -> dict[str, Any]:
+    """The worker's event source mapping ({} if none); with ``queue_name``, the one of that
+    queue (the worker has one per priority: the bench's jobs go to normal's).
 
     Listed without the ``FunctionName`` filter: moto matches that filter against what the
     mapping was created with (Terraform passes the function's ARN), so a name finds nothing.
@@ -231,7 +232,9 @@ def worker_mapping(lam: Any, function_name: str) -> dict[str, Any]:
     for page in lam.get_paginator("list_event_source_mappings").paginate():
         for mapping in page.get("EventSourceMappings", []):
             arn = str(mapping.get("FunctionArn", ""))
-            if arn.split(":function:", 1)[-1].split(":", 1)[0] == function_name:
+            if arn.split(":function:", 1)[-1].split(":", 1)[0] != function_name:
+                continue
+            if queue_name is None or str(mapping.get("EventSourceArn", "")).endswith(f":{queue_name}"):
                 return dict(mapping)
     return {}
 
@@ -298,7 +301,8 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
             for label in ("api", "worker")
         }
         tap.functions = {cfg["FunctionName"] for cfg in functions.values()}
-        mapping = worker_mapping(aws["lambda"], outputs["worker_function_name"])
+        normal_queue = str(outputs["queue_url"]).rstrip("/").rsplit("/", 1)[-1]
+        mapping = worker_mapping(aws["lambda"], outputs["worker_function_name"], normal_queue)
         scaling = mapping.get("ScalingConfig") or {}
         processors = int(scaling.get("MaximumConcurrency") or 4)
         figures["settings"] = deployed_settings(aws, outputs, functions, mapping)
