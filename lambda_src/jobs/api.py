@@ -141,17 +141,22 @@ def _job_path() -> str:
     return "/job"
 
 
-@app.post("/job")
-def create_job() -> Response:
-    owner = caller()
-    plan = quota_plan()
+def _submission() -> tuple[str | None, str | None, list[str]]:
+    """A POST's body, Idempotency-Key and the caller's Cognito groups (or a 400)."""
     key = parse_idempotency_key(app.current_event.headers.get("Idempotency-Key"))
     try:
         body = app.current_event.decoded_body
     except (UnicodeDecodeError, ValueError):
         raise ValidationError("the request body is not UTF-8 JSON", "invalid_json") from None
+    return body, key, groups_from_claim(_claims().get("cognito:groups"))
+
+
+@app.post("/job")
+def create_job() -> Response:
+    owner = caller()
+    plan = quota_plan()
+    body, key, groups = _submission()
     location = _job_path()
-    groups = groups_from_claim(_claims().get("cognito:groups"))
     submitted = service().submit(owner, body, key, plan.limits, groups)
     # Recorded and queued: from here on only values already known, nothing that can fail.
     job = submitted.job
@@ -170,12 +175,7 @@ def create_job() -> Response:
 def create_jobs() -> Response:
     owner = caller()
     plan = quota_plan()
-    key = parse_idempotency_key(app.current_event.headers.get("Idempotency-Key"))
-    try:
-        body = app.current_event.decoded_body
-    except (UnicodeDecodeError, ValueError):
-        raise ValidationError("the request body is not UTF-8 JSON", "invalid_json") from None
-    groups = groups_from_claim(_claims().get("cognito:groups"))
+    body, key, groups = _submission()
     submitted = service().submit_batch(owner, body, key, plan.limits, groups)
     headers = ratelimit_headers(plan.limits, submitted.usage)
     if submitted.replayed:

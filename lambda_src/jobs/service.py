@@ -47,6 +47,7 @@ from jobs.settings import Settings
 from jobs.store import (
     IdempotencyClaim,
     IdempotencyKeyTaken,
+    IdempotencyRecord,
     JobQueue,
     JobScheduler,
     JobTable,
@@ -331,14 +332,7 @@ class JobService:
         self, owner_id: str, claim: IdempotencyClaim | None, taken: IdempotencyKeyTaken, usage: Usage
     ) -> SubmittedBatch:
         """The answer to a batch that an Idempotency-Key already submitted: its jobs as they are now."""
-        assert claim is not None
-        record = taken.record
-        if record is None:
-            raise Conflict("a request with this Idempotency-Key is in flight; retry shortly", "idempotency_in_flight")
-        if record.fingerprint != claim.fingerprint:
-            raise IdempotencyKeyReused(
-                "this Idempotency-Key was already used with a different request body in the last 24 hours"
-            )
+        record = _replayed_record(claim, taken)
         job_ids = list(record.job_ids or (record.job_id,))
         current = self.table.get_many(owner_id, job_ids)
         items = [
@@ -362,15 +356,7 @@ class JobService:
     def _replay(
         self, owner_id: str, claim: IdempotencyClaim | None, taken: IdempotencyKeyTaken, usage: Usage
     ) -> Submitted:
-        assert claim is not None
-        record = taken.record
-        if record is None:
-            # The claim vanished between our write and our read (released after a failed enqueue).
-            raise Conflict("a request with this Idempotency-Key is in flight; retry shortly", "idempotency_in_flight")
-        if record.fingerprint != claim.fingerprint:
-            raise IdempotencyKeyReused(
-                "this Idempotency-Key was already used with a different request body in the last 24 hours"
-            )
+        record = _replayed_record(claim, taken)
         original = self.table.get(owner_id, record.job_id)
         if original is None:
             raise Conflict("a request with this Idempotency-Key is in flight; retry shortly", "idempotency_in_flight")
@@ -437,6 +423,21 @@ class JobService:
             pass  # it fired already (its message is acknowledged unrun), or was deleted
         except (ClientError, BotoCoreError):
             log.exception("could not delete schedule %s of cancelled job %s", job.schedule_name, job.job_id)
+
+
+def _replayed_record(claim: IdempotencyClaim | None, taken: IdempotencyKeyTaken) -> IdempotencyRecord:
+    """The earlier request an Idempotency-Key names, if this request is a replay of it: 409
+    while its claim is gone (released after a failed enqueue, between our write and our read),
+    422 when the key came with another body."""
+    assert claim is not None
+    record = taken.record
+    if record is None:
+        raise Conflict("a request with this Idempotency-Key is in flight; retry shortly", "idempotency_in_flight")
+    if record.fingerprint != claim.fingerprint:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was already used with a different request body in the last 24 hours"
+        )
+    return record
 
 
 # ------------------------------------------------------------------------------------------
