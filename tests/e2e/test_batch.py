@@ -70,9 +70,16 @@ def test_an_invalid_or_oversized_batch_writes_nothing(stack: LocalStack, make_me
 
     assert records_of(ddb, table, user.sub) == []
 
-    first = user.api.post_batch(batch_of(cap - 1, "fits"))
+    # Due in 10 minutes: SCHEDULED, they hold their slots while the test counts (a job the
+    # worker finished would give its slot back).
+    fits = [{**job, "delay_seconds": 600} for job in batch_of(cap - 1, "fits")]
+    first = user.api.post_batch(fits)
     assert first.status_code == 202, first.text
+    assert {item["status"] for item in first.json()["jobs"]} == {"SCHEDULED"}
     over = user.api.post_batch(batch_of(2, "over"))
     assert over.status_code == 429 and over.json()["error"] == "quota_exceeded", over.text
     assert "Retry-After" in over.headers
     assert not [r for r in records_of(ddb, table, user.sub) if r["name"].startswith("over-")]
+    for item in first.json()["jobs"]:  # cancelling frees the slots: one job fits again
+        assert user.api.delete_job(item["job_id"]).status_code == 200
+    assert user.api.post_batch(batch_of(1, "after")).status_code == 202

@@ -84,6 +84,12 @@ def test_functions_match_the_contract_and_the_zips(local_stack, aws, lambda_zips
             "QUOTA_SUBMIT_BURST": LOCAL["quota_submit_burst"],
             "QUOTA_TIERS": "{}",
             "JOBS_QUEUE_ARN": queue_arn,
+            **{
+                f"JOBS_QUEUE_ARN_{priority.upper()}": sqs.get_queue_attributes(
+                    QueueUrl=outputs["queue_urls"][priority], AttributeNames=["QueueArn"]
+                )["Attributes"]["QueueArn"]
+                for priority in ("high", "low")
+            },
             "JOBS_DLQ_ARN": dlq_arn,
             "SCHEDULE_GROUP_NAME": outputs["schedule_group_name"],
             "SCHEDULER_ROLE_ARN": outputs["scheduler_role_arn"],
@@ -192,10 +198,10 @@ def test_roles_are_least_privilege_on_exact_arns(local_stack, aws):
     doc = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
     doc = doc if isinstance(doc, dict) else json.loads(doc)
     sqs = aws("sqs")
-    arns = {
-        sqs.get_queue_attributes(QueueUrl=local_stack[1][u], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        for u in ("queue_url", "dlq_url")
-    }
+    # the three priority queues (a schedule sends to its job's) and the DLQ (its dead letters)
+    urls = [*local_stack[1]["queue_urls"].values(), local_stack[1]["dlq_url"]]
+    arns = {sqs.get_queue_attributes(QueueUrl=u, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"] for u in urls}
+    assert len(arns) == 4
     granted = set()
     for s in doc["Statement"]:
         assert s["Action"] == "sqs:SendMessage", s
