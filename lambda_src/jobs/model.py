@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from jobs.errors import InvalidBatch, ValidationError
 from jobs.formats import DEFAULT_FORMAT, ResultFormat
@@ -242,24 +242,28 @@ def parse_json_object(body: str | None) -> dict[str, Any]:
 
 def parse_format(raw: object) -> ResultFormat:
     """The ``format`` a POST body names, or a 400."""
-    if not isinstance(raw, str):
-        raise ValidationError(f"field format must be a string, got {type(raw).__name__}", "invalid_field")
-    try:
-        return ResultFormat(raw)
-    except ValueError:
-        known = ", ".join(f.value for f in ResultFormat)
-        raise ValidationError(f"unknown format {raw[:32]!r}; use one of {known}", "invalid_format") from None
+    return _parse_choice(raw, "format", ResultFormat)
 
 
 def parse_priority(raw: object) -> Priority:
     """The ``priority`` a POST body names, or a 400."""
+    return _parse_choice(raw, "priority", Priority)
+
+
+_Choice = TypeVar("_Choice", bound=StrEnum)
+
+
+def _parse_choice(raw: object, field_name: str, choices: type[_Choice]) -> _Choice:
+    """One of ``choices`` by its value (case matters), or a 400 ``invalid_<field>`` listing them."""
     if not isinstance(raw, str):
-        raise ValidationError(f"field priority must be a string, got {type(raw).__name__}", "invalid_field")
+        raise ValidationError(f"field {field_name} must be a string, got {type(raw).__name__}", "invalid_field")
     try:
-        return Priority(raw)
+        return choices(raw)
     except ValueError:
-        known = ", ".join(p.value for p in Priority)
-        raise ValidationError(f"unknown priority {raw[:32]!r}; use one of {known}", "invalid_priority") from None
+        known = ", ".join(c.value for c in choices)
+        raise ValidationError(
+            f"unknown {field_name} {raw[:32]!r}; use one of {known}", f"invalid_{field_name}"
+        ) from None
 
 
 def parse_idempotency_key(raw: str | None) -> str | None:

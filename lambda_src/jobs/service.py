@@ -143,18 +143,16 @@ class JobService:
         limits = limits or self.settings.quota_defaults
         job = self._new_job(owner_id, request, now)
         claim = IdempotencyClaim(owner_id, idempotency_key, request.fingerprint()) if idempotency_key else None
-        admitted = self._admit(
+        written, usage = self._admit(
             owner_id, claim, limits, 1, lambda charge: self.table.create(job, claim, int(now.timestamp()), charge)
         )
-        if isinstance(admitted, IdempotencyKeyTaken):
-            return self._replay(owner_id, claim, admitted, self.table.usage(owner_id))
-        _, usage = admitted
+        if isinstance(written, IdempotencyKeyTaken):
+            return self._replay(owner_id, claim, written, usage)
         try:
             self._dispatch(job)
         except (ClientError, BotoCoreError, NoScheduler) as exc:
-            what = "scheduled" if job.schedule_name else "queued"
-            self._abandon(job, claim, exc, f"the job could not be {what}")
-            raise EnqueueFailed(f"the job could not be {what}; nothing was submitted, please retry") from exc
+            self._abandon(job, claim, exc)
+            raise EnqueueFailed(f"{_undispatched(job)}; nothing was submitted, please retry") from exc
         return Submitted(job, replayed=False, usage=usage)
 
     def _dispatch(self, job: Job) -> None:
@@ -206,10 +204,11 @@ class JobService:
         limits: Limits,
         count: int,
         write: Callable[[Charge], T],
-    ) -> tuple[T, Usage] | IdempotencyKeyTaken:
+    ) -> tuple[T | IdempotencyKeyTaken, Usage]:
         """Charge ``count`` jobs to the caller's quota with ``write`` (which writes the charge
-        with the records or ahead of them): what it returned and the counter after it, or the
-        earlier request an Idempotency-Key names (a replay: limits do not apply to it).
+        with the records or ahead of them): what it returned and the counter after it; or the
+        earlier request an Idempotency-Key names (a replay: limits do not apply to it) and the
+        counter as last read.
 
         The counter is read, the charge decided on that read, and written on condition that the
         counter is still as read; when another request wrote it in between, decided again.
@@ -223,12 +222,12 @@ class JobService:
                 # A retry of a request that was accepted is answered as such, limits or not.
                 record = self.table.get_idempotency(claim) if claim is not None else None
                 if record is not None and record.expires_at >= now_ms // 1000:
-                    return IdempotencyKeyTaken(record)
+                    return IdempotencyKeyTaken(record), usage
                 raise
             try:
                 written = write(charge)
             except IdempotencyKeyTaken as taken:
-                return taken
+                return taken, usage
             except QuotaChanged as changed:
                 usage = changed.usage  # another request wrote the counter since it was read
                 continue
@@ -281,16 +280,15 @@ class JobService:
             )
         jobs = [self._new_job(owner_id, request, now) for request in requests]
         claim = IdempotencyClaim(owner_id, idempotency_key, batch_fingerprint(requests)) if idempotency_key else None
-        admitted = self._admit(
+        unrecorded, usage = self._admit(
             owner_id,
             claim,
             limits,
             len(jobs),
             lambda charge: self.table.create_batch(jobs, claim, int(now.timestamp()), charge),
         )
-        if isinstance(admitted, IdempotencyKeyTaken):
-            return self._replay_batch(owner_id, claim, admitted, self.table.usage(owner_id))
-        unrecorded, usage = admitted
+        if isinstance(unrecorded, IdempotencyKeyTaken):
+            return self._replay_batch(owner_id, claim, unrecorded, usage)
         failed = {job.job_id: "the job could not be recorded" for job in unrecorded}
         if unrecorded:
             log.error("%d of %d batch jobs could not be recorded", len(unrecorded), len(jobs))
@@ -298,10 +296,9 @@ class JobService:
         unsent = self._dispatch_all(recorded)
         for job in recorded:
             if job.job_id in unsent:
-                what = "scheduled" if job.schedule_name else "queued"
-                log.error("batch job %s could not be %s: %s", job.job_id, what, unsent[job.job_id])
-                self._abandon(job, None, RuntimeError(unsent[job.job_id]), f"the job could not be {what}")
-                failed[job.job_id] = f"the job could not be {what}"
+                log.error("batch job %s: %s: %s", job.job_id, _undispatched(job), unsent[job.job_id])
+                self._abandon(job, None, RuntimeError(unsent[job.job_id]))
+                failed[job.job_id] = _undispatched(job)
         if len(failed) == len(jobs):
             if claim is not None:
                 self._release_claim(claim, jobs[0].job_id)
@@ -362,13 +359,11 @@ class JobService:
             raise Conflict("a request with this Idempotency-Key is in flight; retry shortly", "idempotency_in_flight")
         return Submitted(original, replayed=True, usage=usage)
 
-    def _abandon(
-        self, job: Job, claim: IdempotencyClaim | None, cause: Exception, error: str = "the job could not be queued"
-    ) -> None:
+    def _abandon(self, job: Job, claim: IdempotencyClaim | None, cause: Exception) -> None:
         """The record exists but nothing will process it: mark it FAILED and free the key."""
         now = utc_now()
         try:
-            self.table.fail(job.owner_id, job.job_id, None, error, iso(now), int(now.timestamp()))
+            self.table.fail(job.owner_id, job.job_id, None, _undispatched(job), iso(now), int(now.timestamp()))
             if claim is not None:
                 self.table.release_idempotency(claim, job.job_id)
         except (ClientError, BotoCoreError):
@@ -423,6 +418,11 @@ class JobService:
             pass  # it fired already (its message is acknowledged unrun), or was deleted
         except (ClientError, BotoCoreError):
             log.exception("could not delete schedule %s of cancelled job %s", job.schedule_name, job.job_id)
+
+
+def _undispatched(job: Job) -> str:
+    """Why a recorded job will not run: its message could not be queued, or its schedule made."""
+    return f"the job could not be {'scheduled' if job.schedule_name else 'queued'}"
 
 
 def _replayed_record(claim: IdempotencyClaim | None, taken: IdempotencyKeyTaken) -> IdempotencyRecord:

@@ -127,6 +127,11 @@ def _from_item(item: dict[str, Any]) -> Job:
     return Job(**kwargs)
 
 
+def _back_off(attempt: int, base: float = 0.05, cap: float = 1.0) -> None:
+    """Sleep before retry ``attempt + 1``: full jitter over an exponential ceiling (seconds)."""
+    time.sleep(random.uniform(0, min(cap, base * 2**attempt)))  # noqa: S311 (jitter, not crypto)
+
+
 def _is_condition_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
@@ -219,7 +224,7 @@ class JobTable:
                 cancelled = TransactionCancelled(exc)
                 if not cancelled.contended or attempt == TRANSACTION_ATTEMPTS - 1:
                     raise cancelled from exc
-            time.sleep(random.uniform(0, min(0.25, 0.01 * 2**attempt)))  # noqa: S311 (jitter, not crypto)
+            _back_off(attempt, base=0.01, cap=0.25)
 
     # ---- quotas ---------------------------------------------------------------------
     def usage(self, owner_id: str) -> Usage:
@@ -333,13 +338,11 @@ class JobTable:
                 if charge is not None and cancelled.code(0) == "ConditionalCheckFailed":
                     raise QuotaChanged(_usage(cancelled.items[0])) from None
                 raise
-        records = {}
-        for job in jobs:
-            item = _to_item(job)
-            if charge is not None:
+        records = [_to_item(job) for job in jobs]
+        if charge is not None:
+            for item in records:
                 item[QUOTA_SLOT] = {"N": "1"}
-            records[job.job_id] = item
-        unwritten = self._put_all(list(records.values()))
+        unwritten = self._put_all(records)
         lost = [job for job in jobs if job.job_id in unwritten]
         if lost and charge is not None:
             self.refund(jobs[0].owner_id, len(lost))
@@ -360,7 +363,7 @@ class JobTable:
                 if not requests:
                     break
                 if attempt < BATCH_ATTEMPTS - 1:
-                    time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))  # noqa: S311 (jitter, not crypto)
+                    _back_off(attempt)
             unwritten.update(r["PutRequest"]["Item"]["job_id"]["S"] for r in requests)
         return unwritten
 
@@ -396,7 +399,7 @@ class JobTable:
                 request = resp.get("UnprocessedKeys") or {}
                 if not request:
                     break
-                time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))  # noqa: S311 (jitter, not crypto)
+                _back_off(attempt)
             else:
                 raise RuntimeError(f"DynamoDB left {len(request[self._table]['Keys'])} keys unread after retries")
         return found
@@ -774,7 +777,7 @@ class JobQueue:
                 chunk = {i: job for i, job in chunk.items() if i in failed and job.job_id not in unsent}
                 if not chunk:
                     break
-                time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))  # noqa: S311 (jitter, not crypto)
+                _back_off(attempt)
         return unsent
 
 
