@@ -385,6 +385,9 @@ def test_tiny_run_ratios_come_from_the_measured_numbers(tiny_run):
     assert prio["high_backlog_vs_idle"] == pytest.approx(
         prio["high_backlog_median_s"] / prio["high_idle_median_s"], rel=0.05
     )
+    # the queue's share of a high job's time is part of it (claimed after it was created)
+    assert 0 <= prio["high_idle_wait_median_s"] <= prio["high_idle_median_s"]
+    assert 0 <= prio["high_backlog_wait_median_s"] <= prio["high_backlog_median_s"]
     assert targets["fairness_b_median_vs_a_drain"]["value"] == fair["b_median_vs_a_drain"]
     assert targets["high_backlog_vs_idle"]["value"] == prio["high_backlog_vs_idle"]
 

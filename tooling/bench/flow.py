@@ -116,6 +116,16 @@ def times(ddb: Any, table: str, sub: str, job_ids: Sequence[str]) -> dict[str, t
     return found
 
 
+def waits(ddb: Any, table: str, sub: str, job_ids: Sequence[str]) -> list[float]:
+    """Each COMPLETE job's queue wait: createdAt to startedAt (the worker's claim), seconds."""
+    wanted = set(job_ids)
+    return [
+        records.parse_iso(item["startedAt"]).timestamp() - records.parse_iso(item["createdAt"]).timestamp()
+        for item in load.owner_records(ddb, table, sub)
+        if item.get("job_id") in wanted and item.get("status") == "COMPLETE" and item.get("startedAt")
+    ]
+
+
 def _latencies(found: dict[str, tuple[float, float | None]]) -> list[float]:
     return [done - created for created, done in found.values() if done is not None]
 
@@ -258,12 +268,16 @@ def priorities(
         raise RuntimeError(f"priorities: {len(normal_done)}/{backlog} of the backlog COMPLETE, low job: {low}")
     backlog_drain = max(normal_done) - min(created for created, _ in normal.values())
     idle_s, under_s = _latencies(idle), _latencies(under)
+    # where the time goes: waiting to be claimed (the queue's share) vs the rest (the run)
+    idle_wait, under_wait = waits(ddb, table, member.sub, list(idle)), waits(ddb, table, member.sub, list(under))
     figures = {
         "backlog": backlog,
         "samples": samples,
         "high_idle_median_s": round(median(idle_s), 3),
         "high_backlog_median_s": round(median(under_s), 3),
         "high_backlog_max_s": round(max(under_s), 3),
+        "high_idle_wait_median_s": round(median(idle_wait), 3),
+        "high_backlog_wait_median_s": round(median(under_wait), 3),
         # the measure means something only if the high jobs ran while the backlog was there
         "high_done_before_backlog_drained": max(d for _, d in under.values() if d is not None) < max(normal_done),
         "backlog_drain_s": round(backlog_drain, 2),
@@ -273,7 +287,8 @@ def priorities(
     }
     out(
         f"  priorities: high {figures['high_backlog_median_s']}s under a backlog of {backlog} vs "
-        f"{figures['high_idle_median_s']}s idle = {figures['high_backlog_vs_idle']}x (goal <= 2); "
+        f"{figures['high_idle_median_s']}s idle = {figures['high_backlog_vs_idle']}x (goal <= 2; waiting to be "
+        f"claimed {figures['high_backlog_wait_median_s']}s vs {figures['high_idle_wait_median_s']}s idle); "
         f"low {figures['low_behind_backlog_s']}s, backlog drained in {figures['backlog_drain_s']}s"
     )
     return figures
