@@ -38,7 +38,7 @@ def test(c: Context, fast: bool = False, pytest_args: str = "") -> None:
 @task(help={"env": ENV_HELP + "; picks the Lambda architecture and Python version to build for"})
 @friendly_errors
 def package(c: Context, env: str = "") -> None:
-    """Build build/api.zip and build/worker.zip (deterministic); print each zip's size and hash."""
+    """Build build/api.zip, build/worker.zip and build/publisher.zip (deterministic); print each zip's size and hash."""
     from tooling import deploy
 
     deploy.package(deploy.resolve(env))

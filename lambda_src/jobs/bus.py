@@ -38,7 +38,9 @@ class EventBus:
             try:
                 answer = self._client.put_events(Entries=[dict(entries[i]) for i in remaining])
             except (ClientError, BotoCoreError) as exc:
-                logger.warning("PutEvents failed", extra={"attempt": attempt + 1, "entries": len(remaining), "error": str(exc)})
+                logger.warning(
+                    "PutEvents failed", extra={"attempt": attempt + 1, "entries": len(remaining), "error": str(exc)}
+                )
                 continue
             results = answer.get("Entries") or []
             if not answer.get("FailedEntryCount") and len(results) == len(remaining):

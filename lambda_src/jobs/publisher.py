@@ -63,6 +63,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
     else:
         logger.info(
-            "stream batch published", extra={"records": len(changes), "events": report.published, "skipped": report.skipped}
+            "stream batch published",
+            extra={"records": len(changes), "events": report.published, "skipped": report.skipped},
         )
     return {"batchItemFailures": [{"itemIdentifier": seq} for seq in report.failed_sequence_numbers]}

@@ -15,7 +15,17 @@ from botocore.exceptions import ClientError
 from jobs.bus import EventBus
 from jobs.events import StreamChange, status_detail
 from jobs.settings import EventSettings, SettingsError
-from tests.unit.conftest import REGION, TABLE, VALID_JOB, FakeContext, Stack, api_event, call_api, call_worker, sqs_record
+from tests.unit.conftest import (
+    REGION,
+    TABLE,
+    VALID_JOB,
+    FakeContext,
+    Stack,
+    api_event,
+    call_api,
+    call_worker,
+    sqs_record,
+)
 
 BUS = "jobs-test-events"
 SOURCE = "jobs.jobs"
@@ -80,7 +90,11 @@ def test_a_modify_publishes_previous_and_new_status() -> None:
 
 def test_result_key_only_when_complete_and_error_only_when_failed() -> None:
     done = status_detail(
-        change("MODIFY", {**BASE, "status": "COMPLETE", "S3FileKey": "user-a/2026-01-01/job-1.txt"}, {"status": "PROCESSING"})
+        change(
+            "MODIFY",
+            {**BASE, "status": "COMPLETE", "S3FileKey": "user-a/2026-01-01/job-1.txt"},
+            {"status": "PROCESSING"},
+        )
     )
     assert done is not None and done["result_key"] == "user-a/2026-01-01/job-1.txt" and "error" not in done
     # a retried job keeps the error of its earlier attempt on the record until it completes
@@ -88,7 +102,9 @@ def test_result_key_only_when_complete_and_error_only_when_failed() -> None:
         change("MODIFY", {**BASE, "status": "FAILED", "error": "boom", "S3FileKey": "x"}, {"status": "PROCESSING"})
     )
     assert failed is not None and failed["error"] == "boom" and "result_key" not in failed
-    processing = status_detail(change("MODIFY", {**BASE, "status": "PROCESSING", "error": "earlier"}, {"status": "PENDING"}))
+    processing = status_detail(
+        change("MODIFY", {**BASE, "status": "PROCESSING", "error": "earlier"}, {"status": "PENDING"})
+    )
     assert processing is not None and "error" not in processing
 
 
@@ -111,7 +127,9 @@ def stream_event(stack: Stack) -> dict[str, Any]:
     records = streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=1000)["Records"]
     for record in records:
         record["eventSourceARN"] = arn
-        record["dynamodb"]["ApproximateCreationDateTime"] = record["dynamodb"]["ApproximateCreationDateTime"].timestamp()
+        record["dynamodb"]["ApproximateCreationDateTime"] = record["dynamodb"][
+            "ApproximateCreationDateTime"
+        ].timestamp()
     return {"Records": records}
 
 
@@ -122,12 +140,14 @@ class RecordingEvents:
         self.calls: list[list[dict[str, Any]]] = []
         self.fail = fail or (lambda call, index, entry: None)
 
-    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 (boto3's name)
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
         self.calls.append(Entries)
         results = []
         for index, entry in enumerate(Entries):
             code = self.fail(len(self.calls), index, entry)
-            results.append({"ErrorCode": code, "ErrorMessage": "no"} if code else {"EventId": f"id-{len(self.calls)}-{index}"})
+            results.append(
+                {"ErrorCode": code, "ErrorMessage": "no"} if code else {"EventId": f"id-{len(self.calls)}-{index}"}
+            )
         return {"FailedEntryCount": sum(1 for r in results if "ErrorCode" in r), "Entries": results}
 
     def details(self) -> list[dict[str, Any]]:
@@ -137,7 +157,10 @@ class RecordingEvents:
 def run_publisher(event: dict[str, Any], client: Any) -> list[str]:
     from jobs import publisher
 
-    with mock.patch.object(publisher, "event_bus", lambda: EventBus(client, attempts=3)), mock.patch("jobs.bus._back_off"):
+    with (
+        mock.patch.object(publisher, "event_bus", lambda: EventBus(client, attempts=3)),
+        mock.patch("jobs.bus._back_off"),
+    ):
         result = publisher.lambda_handler(event, FakeContext())
     return [f["itemIdentifier"] for f in result["batchItemFailures"]]
 
@@ -209,7 +232,12 @@ def synthetic_batch(count: int) -> dict[str, Any]:
                 "eventName": "INSERT",
                 "eventSource": "aws:dynamodb",
                 "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x",
-                "dynamodb": {"Keys": {}, "NewImage": image, "SequenceNumber": str(1000 + i), "StreamViewType": "NEW_AND_OLD_IMAGES"},
+                "dynamodb": {
+                    "Keys": {},
+                    "NewImage": image,
+                    "SequenceNumber": str(1000 + i),
+                    "StreamViewType": "NEW_AND_OLD_IMAGES",
+                },
             }
         )
     return {"Records": records}
@@ -218,7 +246,9 @@ def synthetic_batch(count: int) -> dict[str, Any]:
 @pytest.mark.usefixtures("stack")
 def test_entries_putevents_reports_failed_are_retried_alone() -> None:
     # the first call fails entries 2 and 7 (throttled); the retry puts them
-    client = RecordingEvents(lambda call, index, entry: "ThrottlingException" if call == 1 and index in (2, 7) else None)
+    client = RecordingEvents(
+        lambda call, index, entry: "ThrottlingException" if call == 1 and index in (2, 7) else None
+    )
     assert run_publisher(synthetic_batch(10), client) == []
     assert [len(call) for call in client.calls] == [10, 2]
     assert [json.loads(e["Detail"])["job_id"] for e in client.calls[1]] == ["job-2", "job-7"]
@@ -248,7 +278,7 @@ def test_a_putevents_call_that_errors_is_retried_then_fails_the_records() -> Non
     class Broken:
         calls = 0
 
-        def put_events(self, Entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:  # noqa: N803
+        def put_events(self, Entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             Broken.calls += 1
             raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "PutEvents")
 
@@ -271,4 +301,3 @@ def test_publisher_settings_name_what_is_missing() -> None:
     with pytest.raises(SettingsError, match="EVENT_PUT_ATTEMPTS"):
         EventSettings.from_env({"EVENT_SOURCE": "s", "EVENT_BUS_NAME": "b", "EVENT_PUT_ATTEMPTS": "0"})
     assert EventSettings.from_env({"EVENT_SOURCE": "s", "EVENT_BUS_NAME": "b"}).put_attempts == 4
-
