@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.support import User, records_of, wait_for
+from tests.e2e.support import User, finished_count, records_of, wait_for
 from tooling.local_stack import LocalStack
 
 DETAIL_TYPE = "Job Status Changed"
@@ -233,13 +233,34 @@ def test_500_jobs_give_every_transition_when_the_publisher_is_killed_mid_stream(
     assert len(job_ids) == LOAD_JOBS
     assert killed, "the publisher was never caught mid-batch"
 
+    ddb, table = stack.client("dynamodb"), stack.outputs["table_name"]
+    owners = [u.sub for u in users]
+    wait_for(
+        lambda: sum(finished_count(ddb, table, owner) for owner in owners) >= LOAD_JOBS,
+        300,
+        "the 500 jobs to finish",
+        interval=2.0,
+    )
     expected = expected_life()
 
-    def all_arrived() -> bool:
+    def missing() -> dict[str, int]:
+        """How many jobs lack each expected transition (empty: everything arrived)."""
         found = transitions(collector.of(job_ids))
-        return len(found) == LOAD_JOBS and all(pairs >= expected for pairs in found.values())
+        lacking: dict[str, int] = {}
+        for job_id in job_ids:
+            for pair in expected - found.get(job_id, set()):
+                lacking[f"{pair[0]}->{pair[1]}"] = lacking.get(f"{pair[0]}->{pair[1]}", 0) + 1
+        return lacking
 
-    wait_for(all_arrived, 240, "every transition of the 500 jobs", interval=1.0)
+    try:
+        wait_for(lambda: not missing(), 120, "every transition of the 500 jobs", interval=1.0)
+    except TimeoutError:
+        pollers = stack.runtime.stream_pollers() if stack.runtime else []
+        stats = [(p.batches, p.invocations, p.records, p.sent_to_destination) for p in pollers]
+        pytest.fail(
+            f"transitions missing (jobs lacking each): {missing()}; stream pollers (batches, "
+            f"invocations, records, sent to the failures queue): {stats}"
+        )
     events = collector.of(job_ids)
     found = transitions(events)
     # exactly the expected transitions per job: nothing missing, nothing else

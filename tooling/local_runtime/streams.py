@@ -46,6 +46,7 @@ from tooling.local_runtime.logs import LogRouter
 
 StreamInvoker = Callable[[str, dict[str, Any], float | None], InvocationResult]
 IDLE_POLL_SECONDS = 0.25  # Lambda polls a shard about four times a second
+SHARDS_REFRESH_SECONDS = 10.0  # how often the stream's shards are described again
 RETRY_PAUSE_SECONDS = 0.5  # first pause before a failed batch is retried (doubles, up to 5 s)
 
 
@@ -182,9 +183,12 @@ class StreamPoller:
 
     def _run(self) -> None:
         iterators: dict[str, str] = {}
+        shards: list[str] = []
+        described = 0.0
         while not self._stop.is_set():
             try:
-                shards = self._shards()
+                if not shards or time.monotonic() - described > SHARDS_REFRESH_SECONDS:
+                    shards, described = self._shards(), time.monotonic()
                 busy = False
                 for shard in shards:
                     if self._stop.is_set():
@@ -203,6 +207,7 @@ class StreamPoller:
                     self._stop.wait(IDLE_POLL_SECONDS)
             except (ClientError, BotoCoreError) as exc:
                 iterators.clear()
+                shards = []
                 self._problem(f"reading the stream failed ({exc}); retrying")
                 self._stop.wait(1.0)
 
