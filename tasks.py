@@ -38,7 +38,7 @@ def test(c: Context, fast: bool = False, pytest_args: str = "") -> None:
 @task(help={"env": ENV_HELP + "; picks the Lambda architecture and Python version to build for"})
 @friendly_errors
 def package(c: Context, env: str = "") -> None:
-    """Build build/api.zip and build/worker.zip (deterministic); print each zip's size and hash."""
+    """Build build/api.zip, build/worker.zip and build/publisher.zip (deterministic); print each zip's size and hash."""
     from tooling import deploy
 
     deploy.package(deploy.resolve(env))
@@ -104,7 +104,7 @@ def status(c: Context, env: str = "", window: str = "24h", scan_cap: int = 10_00
 @task(
     help={
         "env": ENV_HELP,
-        "function": "api or worker (default api)",
+        "function": "api, worker or publisher (default api)",
         "follow": "keep printing new events until Ctrl-C",
         "since": "start this long ago (30s, 10m, 2h, 1d) or at an ISO time (default 10m)",
         "filter": "only events containing this text",

@@ -62,3 +62,14 @@ force_destroy_bucket   = true
 create_alarm_topic               = false
 alarm_email                      = null
 oldest_message_age_alarm_seconds = 300
+
+# Job status events (README "Events and notifications"): the jobs table's stream -> the
+# publisher -> the bus. A stream batch whose events cannot be put is retried this many times
+# (or until its records are this old), then described in the publisher's failures queue.
+events_batch_size                 = 100
+events_batching_window_seconds    = 0
+events_maximum_retry_attempts     = 5
+events_maximum_record_age_seconds = 3600
+# The operators' topic gets FAILED jobs; COMPLETE ones too when this is true.
+job_events_notify_completions = false
+job_events_email              = null

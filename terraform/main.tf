@@ -43,6 +43,30 @@ module "scheduling" {
   dead_letter_queue_arn = module.queue.dlq_arn
 }
 
+# Job status events: the bus, the stream publisher and the operators' topic (README "Events and
+# notifications").
+module "events" {
+  source = "./modules/events"
+
+  name_prefix        = local.name_prefix
+  event_source       = "${var.project}.jobs"
+  table_stream_arn   = module.storage.table_stream_arn
+  publisher_zip_path = var.publisher_zip_path
+  runtime            = var.lambda_runtime
+  architecture       = var.lambda_architecture
+
+  batch_size                 = var.events_batch_size
+  batching_window_seconds    = var.events_batching_window_seconds
+  maximum_retry_attempts     = var.events_maximum_retry_attempts
+  maximum_record_age_seconds = var.events_maximum_record_age_seconds
+  notify_completions         = var.job_events_notify_completions
+  operator_email             = var.job_events_email
+
+  metrics_namespace  = local.name_prefix
+  log_level          = var.log_level
+  log_retention_days = var.log_retention_days
+}
+
 module "compute" {
   source = "./modules/compute"
 

@@ -147,3 +147,40 @@ output "scheduler_role_arn" {
   description = "Role the jobs' schedules act as (may only send to the job queues and the DLQ)."
   value       = module.scheduling.scheduler_role_arn
 }
+
+# --- job status events (module events) ---------------------------------------------------
+
+output "event_bus_name" {
+  description = "The stack's EventBridge bus (`Job Status Changed` events)."
+  value       = module.events.bus_name
+}
+
+output "event_bus_arn" {
+  description = "ARN of the stack's EventBridge bus."
+  value       = module.events.bus_arn
+}
+
+output "event_source" {
+  description = "The job status events' `source` (`<project>.jobs`)."
+  value       = module.events.event_source
+}
+
+output "publisher_function_name" {
+  description = "The event publisher function (the jobs table's stream -> the bus)."
+  value       = module.events.publisher_function_name
+}
+
+output "publisher_log_group" {
+  description = "Log group of the event publisher."
+  value       = module.events.publisher_log_group
+}
+
+output "publisher_failures_queue_url" {
+  description = "Queue that gets the description of a stream batch the publisher gave up on."
+  value       = module.events.publisher_failures_queue_url
+}
+
+output "job_events_topic_arn" {
+  description = "The operators' SNS topic (FAILED jobs, and COMPLETE ones when job_events_notify_completions)."
+  value       = module.events.job_events_topic_arn
+}

@@ -31,6 +31,7 @@ provider "aws" {
       cloudwatchlogs = endpoints.value
       cognitoidp     = endpoints.value
       dynamodb       = endpoints.value
+      events         = endpoints.value
       iam            = endpoints.value
       kms            = endpoints.value
       lambda         = endpoints.value

@@ -125,6 +125,12 @@ variable "worker_zip_path" {
   default     = "../build/worker.zip"
 }
 
+variable "publisher_zip_path" {
+  description = "Path of build/publisher.zip, the job status event publisher (relative to the terraform/ folder, or absolute)."
+  type        = string
+  default     = "../build/publisher.zip"
+}
+
 variable "lambda_runtime" {
   description = "Lambda runtime of both functions; `invoke package` builds the zips' wheels for it (tooling/packaging.py SUPPORTED_RUNTIMES)."
   type        = string
@@ -385,4 +391,44 @@ variable "schedule_delay_threshold_seconds" {
     condition     = var.schedule_delay_threshold_seconds >= 0 && var.schedule_delay_threshold_seconds <= 900 && floor(var.schedule_delay_threshold_seconds) == var.schedule_delay_threshold_seconds
     error_message = "schedule_delay_threshold_seconds must be a whole number from 0 to 900 (SQS's maximum DelaySeconds)."
   }
+}
+
+# ---------------------------------------------------------------------------------------
+# Job status events (module events; README "Events and notifications")
+# ---------------------------------------------------------------------------------------
+
+variable "events_batch_size" {
+  description = "Stream records per invocation of the event publisher."
+  type        = number
+  default     = 100
+}
+
+variable "events_batching_window_seconds" {
+  description = "Maximum time the stream mapping gathers records before invoking the publisher, in seconds."
+  type        = number
+  default     = 0
+}
+
+variable "events_maximum_retry_attempts" {
+  description = "Retries of a stream batch whose events could not be put, before its description goes to the publisher's failures queue."
+  type        = number
+  default     = 10
+}
+
+variable "events_maximum_record_age_seconds" {
+  description = "Age after which a stream record still not published goes to the publisher's failures queue (60-604800)."
+  type        = number
+  default     = 21600
+}
+
+variable "job_events_notify_completions" {
+  description = "Send COMPLETE job events to the operators' SNS topic too (FAILED ones always go)."
+  type        = bool
+  default     = false
+}
+
+variable "job_events_email" {
+  description = "E-mail subscribed to the operators' job events topic; null for none."
+  type        = string
+  default     = null
 }

@@ -93,6 +93,111 @@ def patch_lambda_esm() -> None:
     sqs_models.Queue.__init__ = __init__  # type: ignore[method-assign]
 
 
+def patch_dynamodb_stream_esm() -> None:
+    """Stop moto from "invoking" a function on a write to a table whose stream has a mapping.
+
+    Given a DynamoDB stream event source mapping, moto calls the Lambda backend's
+    ``send_dynamodb_items`` inside the write (PutItem, UpdateItem, a transaction), which tries
+    Docker, and then empties the shard it keeps, renumbering later records. Here the table never
+    learns of its mappings: the mapping stays registered in the Lambda API, the stream keeps
+    every record, and the local runtime's stream poller (``tooling/local_runtime/streams.py``)
+    reads it with the DynamoDB Streams API and invokes the function, as Lambda does.
+    """
+    from moto.dynamodb.models import table as table_models
+
+    class _DetachedMappings(dict[str, Any]):
+        def __setitem__(self, key: Any, value: Any) -> None:
+            return None
+
+    table_cls: Any = table_models.Table
+    original_init = table_cls.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.lambda_event_source_mappings = _DetachedMappings()
+
+    table_cls.__init__ = __init__
+
+
+def patch_dynamodb_stream_iterators() -> None:
+    """Forget old DynamoDB Streams shard iterators, as AWS expires them after 15 minutes.
+
+    moto keeps every shard iterator it ever handed out (each GetRecords hands out the next one),
+    so a stream poller reading four times a second grew the server by megabytes an hour. Here
+    only the latest ``MAX_SHARD_ITERATORS`` are kept; an older one is refused as expired.
+    """
+    from moto.dynamodbstreams import models as streams_models
+
+    class _Bounded(collections.OrderedDict[str, Any]):
+        def __setitem__(self, key: str, value: Any) -> None:
+            super().__setitem__(key, value)
+            while len(self) > MAX_SHARD_ITERATORS:
+                self.popitem(last=False)
+
+    backend_cls: Any = streams_models.DynamoDBStreamsBackend
+    original_init = backend_cls.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.shard_iterators = _Bounded()
+
+    backend_cls.__init__ = __init__
+
+
+MAX_SHARD_ITERATORS = 10_000
+
+
+def patch_events_sns_targets() -> None:
+    """Deliver EventBridge rule targets that are SNS topics, which moto does not.
+
+    moto's ``Rule.send_to_targets`` delivers to SQS queues, log groups, archives and other
+    buses, and raises NotImplementedError for any other target, inside PutEvents: a rule with
+    an SNS target (the operators' topic, module events) made every matching PutEvents fail.
+    Here a matching event is published to the topic as EventBridge does: the message is the
+    event as JSON (after the target's InputTransformer, if any), with no message attributes
+    (EventBridge sets none; subscribers filter on the body). Other targets are left to moto.
+    """
+    import copy
+
+    from moto.events import models as events_models
+    from moto.sns.models import sns_backends
+
+    rule_cls: Any = events_models.Rule
+    original = rule_cls.send_to_targets
+
+    def is_sns(target: dict[str, Any]) -> bool:
+        return str(target.get("Arn", "")).startswith("arn:aws:sns:")
+
+    def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
+        topics = [t for t in self.targets if is_sns(t)]
+        if not topics:
+            return original(self, original_event, transform_input)
+        if self.event_pattern.matches_event(original_event):
+            for target in topics:
+                transformer = target.get("InputTransformer", {}) if transform_input else {}
+                parser: Any = events_models.EventTemplateParser
+                event = parser.parse(
+                    input_template=transformer.get("InputTemplate"),
+                    input_paths_map=transformer.get("InputPathsMap", {}),
+                    event=original_event,
+                )
+                if isinstance(event, dict) and isinstance(event.get("time"), (int, float)):
+                    event = {
+                        **event,
+                        "time": datetime.datetime.fromtimestamp(event["time"], datetime.UTC).strftime(
+                            "%Y-%m-%dT%H:%M:%SZ"
+                        ),
+                    }
+                _, _, _, region, account, _ = str(target["Arn"]).split(":", 5)
+                message = event if isinstance(event, str) else json.dumps(event)
+                sns_backends[account][region].publish(message, arn=target["Arn"])
+        others = copy.copy(self)
+        others.targets = [t for t in self.targets if not is_sns(t)]
+        return original(others, original_event, transform_input)
+
+    rule_cls.send_to_targets = send_to_targets
+
+
 def patch_sqs_queue_scans() -> None:
     """Keep moto's SQS fast on deep queues, as SQS is.
 
@@ -479,6 +584,7 @@ def patch_dynamodb_atomic_requests() -> None:
 
     from moto.core.responses import ActionResult
     from moto.dynamodb.responses import DynamoHandler
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 
     lock = threading.RLock()
 
@@ -496,6 +602,12 @@ def patch_dynamodb_atomic_requests() -> None:
     for name, member in list(vars(DynamoHandler).items()):
         if not name.startswith("_") and inspect.isfunction(member) and name != "call_action":
             setattr(DynamoHandler, name, locked(member))
+    # The stream is read under the same lock: a cancelled transaction appends its records to the
+    # stream and removes them again while it holds the lock, so a reader in between would see
+    # records that never happened (and the sequence numbers they took are given out again).
+    for name, member in list(vars(DynamoDBStreamsHandler).items()):
+        if not name.startswith("_") and inspect.isfunction(member):
+            setattr(DynamoDBStreamsHandler, name, locked(member))
 
 
 def patch_scheduler_atomic_requests() -> None:
@@ -633,7 +745,9 @@ def patch_iam_enforcement() -> None:
       ``*``, so a policy naming the table, the log group or the schedule group denied what AWS
       allows: here each request is checked against the ARNs AWS checks (table, index, every
       table of a batch or transaction with the per-item action; log group / log stream;
-      schedule ``schedule/<group>/<name>`` or schedule group).
+      schedule ``schedule/<group>/<name>`` or schedule group). The same for DynamoDB Streams
+      (the stream; GetRecords: its shard iterator's stream) and EventBridge PutEvents (the
+      bus of each entry).
     - moto's CreateSchedule/UpdateSchedule never check ``iam:PassRole`` of the target's role,
       which AWS requires of the caller: here they do (against the role's ARN).
     """
@@ -651,6 +765,8 @@ def patch_iam_enforcement() -> None:
                 "MissingAuthenticationTokenException", "Missing Authentication Token"
             )
 
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+    from moto.events.responses import EventsHandler
     from moto.logs.responses import LogsResponse
     from moto.scheduler.responses import EventBridgeSchedulerResponse
 
@@ -682,6 +798,22 @@ def patch_iam_enforcement() -> None:
         body = self.body if isinstance(self.body, dict) else {}
         for action, arn in dynamodb_resources(self._get_action(), body, self.region, self.current_account):
             self._authenticate_and_authorize_action(request_for(action), arn)
+
+    def streams_authorize(self: Any, resource: str = "*") -> None:
+        action = self._get_action()
+        arn = stream_resource(action, self._get_param, self.region, self.current_account)
+        self._authenticate_and_authorize_action(request_for(action), arn)
+
+    events_original = EventsHandler._authenticate_and_authorize_normal_action
+
+    def events_authorize(self: Any, resource: str = "*") -> None:
+        if self._get_action() != "PutEvents":
+            return events_original(self, resource)
+        entries = self._get_param("Entries") or []
+        buses = sorted({bus_arn(e.get("EventBusName"), self.region, self.current_account) for e in entries})
+        for arn in buses or ["*"]:
+            self._authenticate_and_authorize_action(request_for("PutEvents"), arn)
+        return None
 
     def logs_resource(self: Any) -> str:
         group = self._get_param("logGroupName")
@@ -802,10 +934,34 @@ def patch_iam_enforcement() -> None:
 
     handler: Any = DynamoHandler
     handler._authenticate_and_authorize_normal_action = dynamodb_authorize
+    streams: Any = DynamoDBStreamsHandler
+    streams._authenticate_and_authorize_normal_action = streams_authorize
+    events: Any = EventsHandler
+    events._authenticate_and_authorize_normal_action = events_authorize
     logs: Any = LogsResponse
     logs._determine_resource = logs_resource
     scheduler: Any = EventBridgeSchedulerResponse
     scheduler._determine_resource = scheduler_resource
+
+
+def stream_resource(action: str, param: Any, region: str, account: str) -> str:
+    """The ARN AWS authorizes a DynamoDB Streams request against: the stream (GetRecords: the
+    stream its shard iterator belongs to; moto's iterators start with the stream ARN), or the
+    table's streams for ListStreams."""
+    if param("StreamArn"):
+        return str(param("StreamArn"))
+    if action == "GetRecords" and param("ShardIterator"):
+        return str(param("ShardIterator")).split("|", 1)[0]
+    if action == "ListStreams" and param("TableName"):
+        return f"arn:aws:dynamodb:{region}:{account}:table/{param('TableName')}/stream/*"
+    return "*"
+
+
+def bus_arn(name: str | None, region: str, account: str) -> str:
+    """The event bus a PutEvents entry goes to (its name or ARN; none: the default bus)."""
+    if name and name.startswith("arn:"):
+        return name
+    return f"arn:aws:events:{region}:{account}:event-bus/{name or 'default'}"
 
 
 def scheduler_arn(action: str, path: str, param: Any, region: str, account: str) -> tuple[str, bool]:
@@ -930,6 +1086,9 @@ def patch_apigateway_update_method() -> None:
 PATCHES = (
     patch_iam_enforcement,
     patch_lambda_esm,
+    patch_dynamodb_stream_esm,
+    patch_dynamodb_stream_iterators,
+    patch_events_sns_targets,
     patch_dynamodb_atomic_requests,
     patch_dynamodb_item_level_transactions,
     patch_sqs_queue_scans,

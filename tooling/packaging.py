@@ -73,8 +73,10 @@ class FunctionSpec:
 
 
 FUNCTIONS: dict[str, FunctionSpec] = {
-    "api": FunctionSpec("api", "jobs.api.lambda_handler", ("jobs/worker.py",)),
-    "worker": FunctionSpec("worker", "jobs.worker.lambda_handler", ("jobs/api.py",)),
+    "api": FunctionSpec("api", "jobs.api.lambda_handler", ("jobs/worker.py", "jobs/publisher.py")),
+    "worker": FunctionSpec("worker", "jobs.worker.lambda_handler", ("jobs/api.py", "jobs/publisher.py")),
+    # The job status event publisher (the jobs table's stream -> the bus): module events.
+    "publisher": FunctionSpec("publisher", "jobs.publisher.lambda_handler", ("jobs/api.py", "jobs/worker.py")),
 }
 
 
@@ -457,7 +459,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     build_cmd = commands.add_parser(
-        "build", help="build build/api.zip and build/worker.zip for the env's lambda_runtime and lambda_architecture"
+        "build",
+        help="build build/{api,worker,publisher}.zip for the env's lambda_runtime and lambda_architecture",
     )
     build_cmd.add_argument("--env", default="", help="environment name (environments/<env>.tfvars); default dev")
     build_cmd.add_argument("--build-dir", type=Path, default=BUILD_DIR, help="where the zips go (default build/)")

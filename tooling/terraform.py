@@ -346,6 +346,7 @@ class TerraformRunner:
         self.variables: dict[str, Any] = {
             "api_zip_path": str((build_dir / "api.zip").resolve()),
             "worker_zip_path": str((build_dir / "worker.zip").resolve()),
+            "publisher_zip_path": str((build_dir / "publisher.zip").resolve()),
             **(variables or {}),
         }
         self.extra_env = dict(extra_env or {})

@@ -13,7 +13,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from jobs.settings import Settings, get_settings
+from jobs.bus import EventBus
+from jobs.settings import EventSettings, Settings, get_event_settings, get_settings
 from jobs.store import JobQueue, JobScheduler, JobTable, ResultBucket
 
 _CONFIG = Config(
@@ -52,7 +53,12 @@ def job_scheduler(settings: Settings | None = None) -> JobScheduler:
     )
 
 
+def event_bus(settings: EventSettings | None = None) -> EventBus:
+    return EventBus(client("events"), (settings or get_event_settings()).put_attempts)
+
+
 def reset() -> None:
     """Forget cached clients and settings (tests that switch AWS mocks)."""
     client.cache_clear()
     get_settings.cache_clear()
+    get_event_settings.cache_clear()

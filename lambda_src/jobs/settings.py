@@ -161,3 +161,38 @@ class Settings:
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings.from_env()
+
+
+# --------------------------------------------------------------------------------------
+# The job status event publisher (jobs.publisher): its own few settings, so that it needs
+# none of the api's and worker's.
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    bus_name: str  # EVENT_BUS_NAME: the stack's custom bus
+    source: str  # EVENT_SOURCE: "<project>.jobs"
+    put_attempts: int  # EVENT_PUT_ATTEMPTS: tries of an entry PutEvents reports failed
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> EventSettings:
+        env = os.environ if env is None else env
+        values = {name: env.get(name, "").strip() for name in ("EVENT_BUS_NAME", "EVENT_SOURCE")}
+        for name, value in values.items():
+            if not value:
+                raise SettingsError(f"environment variable {name} is required but not set")
+        raw = env.get("EVENT_PUT_ATTEMPTS", "").strip() or "4"
+        try:
+            attempts = int(raw)
+        except ValueError:
+            raise SettingsError(f"environment variable EVENT_PUT_ATTEMPTS must be an integer, got {raw!r}") from None
+        if not 1 <= attempts <= 10:
+            raise SettingsError(f"environment variable EVENT_PUT_ATTEMPTS must be from 1 to 10, got {attempts}")
+        return cls(bus_name=values["EVENT_BUS_NAME"], source=values["EVENT_SOURCE"], put_attempts=attempts)
+
+
+@cache
+def get_event_settings() -> EventSettings:
+    """The publisher's settings, read once."""
+    return EventSettings.from_env()

@@ -27,7 +27,7 @@ def moto_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedB
 
 @pytest.fixture(scope="session")
 def lambda_zips() -> dict[str, Path]:
-    """build/api.zip and build/worker.zip, built as `invoke package` builds them."""
+    """build/api.zip, build/worker.zip and build/publisher.zip, built as `invoke package` builds them."""
     return {artifact.function: artifact.path for artifact in build_all()}
 
 
@@ -50,7 +50,7 @@ def make_runner(
         kwargs.setdefault("endpoint_url", moto_backend.endpoint)
         kwargs.setdefault("extra_env", moto_backend.env())
         kwargs.setdefault("work_root", tf_work_root)
-        zips = {"api_zip_path": str(lambda_zips["api"]), "worker_zip_path": str(lambda_zips["worker"])}
+        zips = {f"{function}_zip_path": str(path) for function, path in lambda_zips.items()}
         kwargs["variables"] = {**zips, **(kwargs.get("variables") or {})}
         return TerraformRunner(env, **kwargs)
 

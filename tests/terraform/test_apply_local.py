@@ -209,6 +209,91 @@ def test_roles_are_least_privilege_on_exact_arns(local_stack, aws):
     assert granted == arns
 
 
+def _listed(value):
+    return value if isinstance(value, list) else [value]
+
+
+def test_the_event_publisher_reads_only_its_stream_and_puts_only_on_its_bus(local_stack, aws):
+    """Module events: the publisher's role, its stream mapping and the operators' topic policy."""
+    _, outputs = local_stack
+    iam, lam = aws("iam"), aws("lambda")
+    table = aws("dynamodb").describe_table(TableName=outputs["table_name"])["Table"]
+    assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    stream_arn = table["LatestStreamArn"]
+    bus_arn = outputs["event_bus_arn"]
+    assert outputs["event_bus_name"] == "jobs-local-events" and outputs["event_source"] == "jobs.jobs"
+    failures_arn = aws("sqs").get_queue_attributes(
+        QueueUrl=outputs["publisher_failures_queue_url"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+
+    config = lam.get_function_configuration(FunctionName=outputs["publisher_function_name"])
+    assert config["Handler"] == "jobs.publisher.lambda_handler" and config["Runtime"] == RUNTIME
+    assert config["TracingConfig"]["Mode"] == "Active"
+    assert config["LoggingConfig"]["LogGroup"] == outputs["publisher_log_group"]
+    assert config["Environment"]["Variables"] == {
+        "EVENT_BUS_NAME": "jobs-local-events",
+        "EVENT_SOURCE": "jobs.jobs",
+        "EVENT_PUT_ATTEMPTS": "4",
+        "POWERTOOLS_SERVICE_NAME": "jobs-publisher",
+        "POWERTOOLS_METRICS_NAMESPACE": "jobs-local",
+        "POWERTOOLS_LOG_LEVEL": LOCAL["log_level"],
+    }
+
+    role = config["Role"].rsplit("/", 1)[-1]
+    assert role == "jobs-local-publisher-us-east-1-role"
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+    [policy_name] = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    doc = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+    doc = doc if isinstance(doc, dict) else json.loads(doc)
+    granted = {}
+    for statement in doc["Statement"]:
+        assert statement["Effect"] == "Allow"
+        for action in _listed(statement["Action"]):
+            granted.setdefault(action, set()).update(_listed(statement["Resource"]))
+    log_group = f"arn:aws:logs:us-east-1:123456789012:log-group:{outputs['publisher_log_group']}:*"
+    assert granted == {
+        "logs:CreateLogStream": {log_group},
+        "logs:PutLogEvents": {log_group},
+        "dynamodb:DescribeStream": {stream_arn},
+        "dynamodb:GetRecords": {stream_arn},
+        "dynamodb:GetShardIterator": {stream_arn},
+        "dynamodb:ListStreams": {f"{table['TableArn']}/stream/*"},
+        "events:PutEvents": {bus_arn},
+        "sqs:SendMessage": {failures_arn},
+        "xray:PutTelemetryRecords": {"*"},
+        "xray:PutTraceSegments": {"*"},
+    }
+
+    [mapping] = [
+        m for m in lam.list_event_source_mappings()["EventSourceMappings"] if m["EventSourceArn"] == stream_arn
+    ]
+    assert mapping["FunctionArn"].endswith(f":function:{outputs['publisher_function_name']}")
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["BatchSize"] == int(LOCAL["events_batch_size"])
+    assert mapping["MaximumRetryAttempts"] == int(LOCAL["events_maximum_retry_attempts"])
+    assert mapping["MaximumRecordAgeInSeconds"] == int(LOCAL["events_maximum_record_age_seconds"])
+    assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": failures_arn}}
+
+    # the operators' topic: KMS-encrypted; only the operators' rule of this bus may publish
+    sns, events = aws("sns"), aws("events")
+    topic = sns.get_topic_attributes(TopicArn=outputs["job_events_topic_arn"])["Attributes"]
+    assert topic["KmsMasterKeyId"].startswith("arn:aws:kms:")
+    rule = events.describe_rule(Name="jobs-local-job-events-operators", EventBusName="jobs-local-events")
+    assert json.loads(rule["EventPattern"]) == {
+        "source": ["jobs.jobs"],
+        "detail-type": ["Job Status Changed"],
+        "detail": {"status": ["FAILED"]},  # local.tfvars: job_events_notify_completions = false
+    }
+    [statement] = json.loads(topic["Policy"])["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert _listed(statement["Action"]) == ["sns:Publish"]
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rule["Arn"]}}
+    [target] = events.list_targets_by_rule(Rule=rule["Name"], EventBusName="jobs-local-events")["Targets"]
+    assert target["Arn"] == outputs["job_events_topic_arn"]
+
+
 def test_storage_and_queues(local_stack, aws):
     _, outputs = local_stack
     table = aws("dynamodb").describe_table(TableName=outputs["table_name"])["Table"]

@@ -49,7 +49,7 @@ def test_two_builds_give_identical_bytes(tmp_path):
     for artifact in first:
         artifact.path.unlink()
     second = build_all(LambdaTarget("python3.12", "arm64"), build_dir=tmp_path)
-    assert {a.function for a in second} == {"api", "worker"}
+    assert {a.function for a in second} == {"api", "worker", "publisher"}
     for artifact in second:
         assert artifact.path.read_bytes() == first_bytes[artifact.function]
         assert artifact.sha256_b64 == code_sha256(artifact.path)
@@ -58,6 +58,9 @@ def test_two_builds_give_identical_bytes(tmp_path):
             assert [i.filename for i in infos] == sorted(i.filename for i in infos)
             assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
             assert f"jobs/{artifact.function}.py" in zf.namelist()
+            # each zip holds its own function's entry only (the publisher's neither the api's nor the worker's)
+            others = {"api", "worker", "publisher"} - {artifact.function}
+            assert not {f"jobs/{other}.py" for other in others} & set(zf.namelist())
 
 
 def test_the_ci_command_and_a_local_build_in_other_folders_give_identical_zips(tmp_path):
@@ -111,7 +114,7 @@ def test_invoke_package_prints_each_zip_with_size_and_hash():
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "packaging for arm64, python3.12 (env local)"
-    for function in ("api", "worker"):
+    for function in ("api", "worker", "publisher"):
         path = ROOT / "build" / f"{function}.zip"
         pattern = rf"^  {function}\s+build/{function}\.zip  [\d,]+ KiB  sha256=(\S+)$"
         found = [m for m in (re.match(pattern, ln) for ln in lines) if m]
@@ -210,7 +213,7 @@ def test_package_env_runs_pip_for_the_env_target(tmp_path, monkeypatch):
             "fake-1.0.dist-info/WHEEL",
         }
         assert f"jobs/{artifact.function}.py" in names and "requirements.txt" not in names
-    assert [ln.split()[0] for ln in lines[1:]] == ["api", "worker"]
+    assert [ln.split()[0] for ln in lines[1:]] == ["api", "worker", "publisher"]
 
 
 # ---------------------------------------------------------------------------------- the lock

@@ -70,6 +70,10 @@ ENV = {
         }
     ),
     "POWERTOOLS_SERVICE_NAME": "jobs-test",
+    # the event publisher (jobs.publisher)
+    "EVENT_BUS_NAME": "jobs-test-events",
+    "EVENT_SOURCE": "jobs.jobs",
+    "EVENT_PUT_ATTEMPTS": "3",
     "POWERTOOLS_METRICS_NAMESPACE": "JobsTest",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_DEV": "false",

@@ -194,10 +194,29 @@ class EventSourceMappingConfig:
 
 
 @dataclass(frozen=True)
+class StreamMappingConfig:
+    """A DynamoDB stream event source mapping (tooling/local_runtime/streams.py runs it)."""
+
+    uuid: str
+    function_name: str
+    stream_arn: str
+    batch_size: int
+    batching_window: int
+    starting_position: str  # TRIM_HORIZON | LATEST
+    report_batch_item_failures: bool
+    bisect_on_error: bool
+    maximum_retry_attempts: int  # -1: until the records expire
+    maximum_record_age: int  # seconds; -1: until the records expire
+    on_failure_arn: str | None  # an SQS queue (or SNS topic) ARN
+    enabled: bool
+
+
+@dataclass(frozen=True)
 class Deployment:
     functions: dict[str, FunctionConfig]
     api: RestApiConfig | None
     mappings: dict[str, EventSourceMappingConfig]
+    stream_mappings: dict[str, StreamMappingConfig] = field(default_factory=dict)
 
 
 def _pairs(mapping: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
@@ -255,7 +274,7 @@ def read_mappings(backend: Backend, queue_urls: dict[str, str] | None = None) ->
         for esm in page.get("EventSourceMappings", []):
             arn = esm.get("EventSourceArn", "")
             if ":sqs:" not in arn:
-                continue  # only SQS mappings are emulated
+                continue  # SQS mappings here; DynamoDB stream ones: read_stream_mappings
             if arn not in cache:
                 _, _, _, _, account, queue_name = arn.split(":", 5)
                 cache[arn] = sqs.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=account)["QueueUrl"]
@@ -272,6 +291,35 @@ def read_mappings(backend: Backend, queue_urls: dict[str, str] | None = None) ->
                 enabled=esm.get("State", "Enabled") in ("Enabled", "Enabling", "Updating", "Creating"),
             )
     return mappings
+
+
+def read_stream_mappings(backend: Backend) -> dict[str, StreamMappingConfig]:
+    """DynamoDB stream event source mappings, as the Lambda API describes them."""
+    lam = backend.client("lambda")
+    found: dict[str, StreamMappingConfig] = {}
+    for page in lam.get_paginator("list_event_source_mappings").paginate():
+        for esm in page.get("EventSourceMappings", []):
+            arn = esm.get("EventSourceArn", "")
+            if ":dynamodb:" not in arn or "/stream/" not in arn:
+                continue
+            destination = ((esm.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+            retries = esm.get("MaximumRetryAttempts")
+            age = esm.get("MaximumRecordAgeInSeconds")
+            found[esm["UUID"]] = StreamMappingConfig(
+                uuid=esm["UUID"],
+                function_name=function_name_from_arn(esm["FunctionArn"]),
+                stream_arn=arn,
+                batch_size=int(esm.get("BatchSize") or 100),
+                batching_window=int(esm.get("MaximumBatchingWindowInSeconds") or 0),
+                starting_position=str(esm.get("StartingPosition") or "TRIM_HORIZON"),
+                report_batch_item_failures="ReportBatchItemFailures" in (esm.get("FunctionResponseTypes") or []),
+                bisect_on_error=bool(esm.get("BisectBatchOnFunctionError")),
+                maximum_retry_attempts=-1 if retries is None else int(retries),
+                maximum_record_age=-1 if age is None else int(age),
+                on_failure_arn=destination or None,
+                enabled=esm.get("State", "Enabled") in ("Enabled", "Enabling", "Updating", "Creating"),
+            )
+    return found
 
 
 def find_rest_api(backend: Backend, rest_api: str | None) -> tuple[str, str] | None:
@@ -408,7 +456,12 @@ def read_rest_api(backend: Backend, api_id: str, api_name: str) -> RestApiConfig
 def discover(backend: Backend, rest_api: str | None, queue_urls: dict[str, str] | None = None) -> Deployment:
     found = find_rest_api(backend, rest_api)
     api = read_rest_api(backend, *found) if found else None
-    return Deployment(functions=read_functions(backend), api=api, mappings=read_mappings(backend, queue_urls))
+    return Deployment(
+        functions=read_functions(backend),
+        api=api,
+        mappings=read_mappings(backend, queue_urls),
+        stream_mappings=read_stream_mappings(backend),
+    )
 
 
 # --------------------------------------------------------------------------------------

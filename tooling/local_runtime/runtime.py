@@ -26,6 +26,7 @@ from tooling.local_runtime.functions import FunctionPool, InvocationResult, Pool
 from tooling.local_runtime.logs import Console, LogRouter, print_console
 from tooling.local_runtime.pollers import QueuePoller
 from tooling.local_runtime.scheduler import ScheduleFirer
+from tooling.local_runtime.streams import StreamPoller
 from tooling.packaging import BUILD_DIR
 
 DEFAULT_ZIP_DIR = BUILD_DIR
@@ -92,6 +93,10 @@ class LocalRuntime:
         self._lock = threading.RLock()
         self._pools: dict[str, FunctionPool] = {}
         self._pollers: dict[str, QueuePoller] = {}
+        # DynamoDB stream mappings: their pollers, and each mapping's shard positions, which
+        # outlive a poller re-created by a refresh
+        self._stream_pollers: dict[str, StreamPoller] = {}
+        self._stream_checkpoints: dict[str, dict[str, str]] = {}
         self._queue_urls: dict[str, str] = {}
         self._log_clients: dict[tuple[str, str], Any] = {}
         self._deployment: Deployment | None = None
@@ -156,6 +161,9 @@ class LocalRuntime:
     def pollers(self) -> list[QueuePoller]:
         return list(self._pollers.values())
 
+    def stream_pollers(self) -> list[StreamPoller]:
+        return list(self._stream_pollers.values())
+
     def start(self) -> LocalRuntime:
         if self.started:
             return self
@@ -189,11 +197,15 @@ class LocalRuntime:
             self._refresher = None
         with self._lock:
             pollers = list(self._pollers.values())
+            stream_pollers = list(self._stream_pollers.values())
             pools = list(self._pools.values())
             self._pollers.clear()
+            self._stream_pollers.clear()
             self._pools.clear()
         for poller in pollers:
             poller.request_stop()
+        for stream_poller in stream_pollers:
+            stream_poller.request_stop()
         if self._front is not None:
             self._front.stop()
             self._front = None
@@ -201,6 +213,8 @@ class LocalRuntime:
             pool.retire(kill_busy=True)
         for poller in pollers:
             poller.stop()
+        for stream_poller in stream_pollers:
+            stream_poller.stop()
         self.logs.flush(5)
         self.logs.stop()
         self.started = False
@@ -242,6 +256,11 @@ class LocalRuntime:
         for mapping in deployment.mappings.values():
             if mapping.enabled:
                 needed.setdefault(mapping.function_name, f"the event source mapping of {mapping.queue_arn}")
+        for stream_mapping in deployment.stream_mappings.values():
+            if stream_mapping.enabled:
+                needed.setdefault(
+                    stream_mapping.function_name, f"the event source mapping of {stream_mapping.stream_arn}"
+                )
         for name, user in sorted(needed.items()):
             function = deployment.functions.get(name)
             if function is None:
@@ -350,7 +369,52 @@ class LocalRuntime:
             say(f"event source mapping {uuid}: deleted")
             self._pollers.pop(uuid).stop()
             changed = True
+        changed = self._apply_stream_mappings(new) or changed
         self._deployment = new
+        return changed
+
+    def _apply_stream_mappings(self, new: Deployment) -> bool:
+        """One StreamPoller per enabled DynamoDB stream mapping (tooling/local_runtime/streams.py)."""
+        changed = False
+        say = self.logs.say
+        for uuid, mapping in sorted(new.stream_mappings.items()):
+            poller = self._stream_pollers.get(uuid)
+            consumer = new.functions.get(mapping.function_name)
+            role = consumer.role if consumer is not None else ""
+            if poller is not None and poller.mapping == mapping and poller.role == role:
+                continue
+            if poller is not None:
+                poller.stop()
+                del self._stream_pollers[uuid]
+                changed = True
+                if not mapping.enabled:
+                    say(f"event source mapping {uuid}: disabled, {mapping.stream_arn} is no longer read")
+            if mapping.enabled and consumer is not None:
+                poller = StreamPoller(
+                    mapping,
+                    self._poller_invoke,
+                    self.roles.client(role, mapping.function_name, "dynamodbstreams"),
+                    self.roles.client(role, mapping.function_name, "sqs"),
+                    self.logs,
+                    consumer.arn,
+                    self._stream_checkpoints.setdefault(uuid, {}),
+                )
+                poller.role = role
+                self._stream_pollers[uuid] = poller
+                poller.start()
+                say(
+                    f"reading {mapping.stream_arn} -> {mapping.function_name} (batch {mapping.batch_size}, "
+                    f"window {mapping.batching_window}s, from {mapping.starting_position}, partial failures "
+                    f"{'on' if mapping.report_batch_item_failures else 'off'}, bisect "
+                    f"{'on' if mapping.bisect_on_error else 'off'}, retries {mapping.maximum_retry_attempts}, "
+                    f"on failure -> {mapping.on_failure_arn or 'nothing'})"
+                )
+                changed = True
+        for uuid in sorted(set(self._stream_pollers) - set(new.stream_mappings)):
+            say(f"event source mapping {uuid}: deleted")
+            self._stream_pollers.pop(uuid).stop()
+            self._stream_checkpoints.pop(uuid, None)
+            changed = True
         return changed
 
     def _log_writer(self, function_name: str) -> Any:

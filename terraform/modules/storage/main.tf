@@ -51,6 +51,11 @@ resource "aws_dynamodb_table" "jobs" {
     enabled        = true
   }
 
+  # Every write, with the item before and after it: the job status events are derived from
+  # it (module events), so a function dying after its write loses no event.
+  stream_enabled   = var.stream_enabled
+  stream_view_type = var.stream_enabled ? "NEW_AND_OLD_IMAGES" : null
+
   point_in_time_recovery {
     enabled = var.point_in_time_recovery
   }

@@ -13,6 +13,11 @@ output "table_index_arns" {
   value       = ["${aws_dynamodb_table.jobs.arn}/index/*"]
 }
 
+output "table_stream_arn" {
+  description = "ARN of the jobs table's DynamoDB stream (NEW_AND_OLD_IMAGES), or null when the stream is off."
+  value       = var.stream_enabled ? aws_dynamodb_table.jobs.stream_arn : null
+}
+
 output "quota_table_name" {
   description = "Name of the quotas DynamoDB table (one counter item per user)."
   value       = aws_dynamodb_table.quotas.name

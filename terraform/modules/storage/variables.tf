@@ -47,3 +47,9 @@ variable "force_destroy" {
   type        = bool
   default     = false
 }
+
+variable "stream_enabled" {
+  description = "Enable the jobs table's DynamoDB stream (NEW_AND_OLD_IMAGES), the source of the job status events."
+  type        = bool
+  default     = true
+}
