@@ -409,7 +409,8 @@ class JobService:
         if current is None:
             raise JobNotFound(f"no job {job_id}")
         raise Conflict(
-            f"job {job_id} is {current.status.value}; only a PENDING, SCHEDULED or PROCESSING job can be cancelled",
+            f"job {job_id} is {current.status.value}, which is final; only a PENDING or SCHEDULED job can be "
+            "cancelled (a PROCESSING one is asked to stop)",
             "not_cancellable",
         )
 
