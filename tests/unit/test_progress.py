@@ -353,3 +353,25 @@ def test_a_report_with_the_invocation_nearly_over_fails_the_attempt(stack: Stack
     assert item["status"]["S"] == "PROCESSING" and "OutOfTime" in item["error"]["S"]
     assert item["lease_until"]["N"] == "0"  # given back: the next delivery claims it at once
     assert stack.objects() == []
+
+
+def test_a_redriven_job_with_a_cancel_request_is_cancelled_not_run(stack: Stack) -> None:
+    """The user asked a running job to stop, it then FAILED; `invoke redrive` sends it back: the
+    claim finds the request and the job ends CANCELLED without running."""
+    from jobs.api import service
+    from tooling.redrive import make_pending
+
+    job_id, body = new_job(stack)
+    table = service().table
+    now = utc_now()
+    epoch = int(now.timestamp())
+    assert table.claim("user-a", job_id, "lease", epoch + 60, iso(now), epoch)
+    assert delete(job_id).status == 202
+    assert table.fail("user-a", job_id, "lease", "broken", iso(now), epoch) is not None
+    failed = table.get("user-a", job_id)
+    assert failed is not None and failed.status.value == "FAILED"
+    assert make_pending(stack.ddb, TABLE, {**failed.public_view(), "owner_id": "user-a"}, "dead-letter", iso(now))
+    runs: list[str] = []
+    with mock.patch("jobs.service.run_action", side_effect=lambda job: runs.append(job.job_id) or "x"):
+        assert call_worker(sqs_record(body, receive_count=1)) == []
+    assert runs == [] and get(job_id)["status"] == "CANCELLED" and stack.objects() == []
