@@ -611,7 +611,8 @@ class JobTable:
 
         ``claimed``: the record as the lease holder's claim returned it. Nothing else writes a
         job while its lease is held, so the new record is that one with this update applied,
-        and need not be read back.
+        and need not be read back (but for a cancel request that lost to this completion:
+        ``cancel_requested_at`` is then on the stored record only).
         """
 
         def applied() -> Job:
