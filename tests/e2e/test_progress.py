@@ -72,5 +72,6 @@ def test_progress_shows_while_running_and_a_cancel_stops_the_job(stack: LocalSta
     assert 0 < job["progress"]["fraction"] < 1  # how far it got
     assert "S3FileKey" not in job and "result_url" not in job
     day = job["createdAt"][:10]
-    listed = stack.client("s3").list_objects_v2(Bucket=stack.outputs["bucket_name"], Prefix=f"{alice.sub}/{day}/{job_id}")
+    prefix = f"{alice.sub}/{day}/{job_id}"
+    listed = stack.client("s3").list_objects_v2(Bucket=stack.outputs["bucket_name"], Prefix=prefix)
     assert listed.get("KeyCount", 0) == 0  # no result written
