@@ -12,7 +12,8 @@ it, downloads the result through its ``result_url`` and checks that it contains 
 contexts; then submits a batch of two (``POST /jobs/batch``) and waits for both to COMPLETE,
 submits a job due in a few seconds (an SQS delay) and checks that it ran not before its
 ``run_at``, and submits one due tomorrow (a schedule, on AWS EventBridge Scheduler) and
-cancels it.
+cancels it; last, submits a long ``hash-chain`` job, waits until ``GET /job`` shows its
+``progress`` while it runs, cancels it (``202``) and waits for it to end CANCELLED.
 It never raises for a failed check: the :class:`SmokeResult` says what failed.
 
 Tokens come from the env's Cognito app client with ``USER_PASSWORD_AUTH``
@@ -43,6 +44,8 @@ USERNAME_ENV_VAR = "SMOKE_USERNAME"
 PASSWORD_ENV_VAR = "SMOKE_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 HTTP_TIMEOUT = 15.0
 SCHEDULE_DELAY_SECONDS = 3  # the scheduled job's delay: short, still an SQS-delayed message
+LONG_ACTION = "hash-chain"  # the action that reports progress
+LONG_ROUNDS = 10_000_000  # its most: seconds of work, cancelled after its first progress
 
 Progress = Callable[[str, float], None]
 
@@ -215,6 +218,34 @@ def run_smoke(
                 f"DELETE /job of a scheduled job answered {resp.status_code}: {resp.text[:200]}", result.status
             )
         step(f"a job due in {SCHEDULE_DELAY_SECONDS}s ran after its time; one due tomorrow was cancelled")
+
+        # 7. a long job shows its progress while it runs, and a cancel request stops it
+        long_body = {**body, "name": f"{body['name']}-long", "action": LONG_ACTION, "context2": str(LONG_ROUNDS)}
+        resp = session.post(f"{base}/job", json=long_body, headers=headers, timeout=HTTP_TIMEOUT)
+        if resp.status_code != 202:
+            raise _Failed(f"POST /job of a {LONG_ACTION} job answered {resp.status_code}: {resp.text[:200]}")
+        created = _json(resp, "POST /job")
+        long_id = str(created.get("job_id")) if isinstance(created, dict) else ""
+        while True:
+            resp = session.get(f"{base}/job", params={"job_id": long_id}, headers=headers, timeout=HTTP_TIMEOUT)
+            running = _json(resp, "GET /job") if resp.status_code == 200 else {}
+            running = running if isinstance(running, dict) else {}
+            shown = running.get("progress")
+            fraction = shown.get("fraction") if isinstance(shown, dict) else None
+            if running.get("status") == "PROCESSING" and isinstance(fraction, (int, float)):
+                break
+            if running.get("status") in TERMINAL:
+                raise _Failed(f"{LONG_ACTION} job {long_id} ended {running.get('status')} before showing progress")
+            if time.monotonic() + poll_interval > deadline:
+                raise _Failed(f"{LONG_ACTION} job {long_id} showed no progress after {timeout:g}s", result.status)
+            time.sleep(poll_interval)
+        resp = session.delete(f"{base}/job", params={"job_id": long_id}, headers=headers, timeout=HTTP_TIMEOUT)
+        if resp.status_code != 202:
+            raise _Failed(f"DELETE /job of a running job answered {resp.status_code}: {resp.text[:200]}")
+        ended = finished(long_id)
+        if ended.get("status") != "CANCELLED":
+            raise _Failed(f"running job {long_id} ended {ended.get('status')} after a cancel request", result.status)
+        step(f"a {LONG_ACTION} job showed progress ({fraction:.0%}) and ended CANCELLED on DELETE")
     except _Failed as failed:
         result.elapsed_seconds = elapsed()
         result.verdict = f"SMOKE FAILED: {failed.reason}"
@@ -228,6 +259,7 @@ def run_smoke(
     result.verdict = (
         f"SMOKE PASSED: job {result.job_id} COMPLETE, listed by GET /jobs, result content checked; "
         "a batch of 2 COMPLETE; a scheduled job ran on time, another was cancelled; "
+        "a long job showed progress and was cancelled while running; "
         f"{result.elapsed_seconds:.1f}s in all"
     )
     return result

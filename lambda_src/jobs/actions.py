@@ -13,6 +13,13 @@ Every action produces ``json``. To add one::
         return {"context1": job.context1.upper(), "context2": job.context2.upper()}
 
 and ``csv=`` a function of the value that returns rows (header first) to produce CSV too.
+``check=`` a function of (context1, context2) that raises ``ActionError`` for inputs the action
+cannot take: ``POST /job`` then refuses them (400 ``invalid_context``) instead of queueing a job
+that would fail.
+
+A long action reports progress with ``job.report(fraction, message)`` (jobs.progress): the
+worker writes it to the job about once a second, and a report is where a running job is
+stopped (cancelled, or out of time) by an exception the action should let through.
 
 Raise ``ActionError`` for input the action cannot handle: the job is retried and, on the
 queue's last allowed attempt, marked FAILED with the error's message.
@@ -25,11 +32,12 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from jobs.errors import ActionError
+from jobs.errors import ActionError, ValidationError
 from jobs.formats import DEFAULT_FORMAT, ResultFormat, render_csv, render_json
+from jobs.progress import ignore_progress
 
 T = TypeVar("T")
 Rows = Sequence[Sequence[Any]]
@@ -44,6 +52,8 @@ class ActionInput:
     context2: str
     created_at: str
     format: ResultFormat = DEFAULT_FORMAT
+    # report(fraction 0..1, short message): the worker's jobs.progress.ProgressReporter
+    report: Callable[[float, str], None] = field(default=ignore_progress, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,7 @@ class Action:
     compute: Callable[[ActionInput], Any]
     text: Callable[[Any], str]
     csv_rows: Callable[[Any], Rows] | None = None
+    check: Callable[[str, str], None] | None = None  # raises ActionError for inputs it cannot take
 
     def render(self, job: ActionInput) -> str:
         """The result of ``job`` in the format it asked for."""
@@ -73,15 +84,21 @@ _REGISTRY: dict[str, Action] = {}
 
 
 def action(
-    name: str, description: str, *, text: Callable[[T], str], csv: Callable[[T], Rows] | None = None
+    name: str,
+    description: str,
+    *,
+    text: Callable[[T], str],
+    csv: Callable[[T], Rows] | None = None,
+    check: Callable[[str, str], None] | None = None,
 ) -> Callable[[Callable[[ActionInput], T]], Callable[[ActionInput], T]]:
-    """Register ``fn`` as the action ``name``: it produces text and json, and csv when given ``csv``."""
+    """Register ``fn`` as the action ``name``: it produces text and json, and csv when given ``csv``;
+    ``check`` vets its inputs at submit."""
 
     def register(fn: Callable[[ActionInput], T]) -> Callable[[ActionInput], T]:
         if name in _REGISTRY:
             raise ValueError(f"action {name!r} is already registered")
         formats = (ResultFormat.TEXT, ResultFormat.JSON) + ((ResultFormat.CSV,) if csv is not None else ())
-        _REGISTRY[name] = Action(name, description, formats, fn, text, csv)
+        _REGISTRY[name] = Action(name, description, formats, fn, text, csv, check)
         return fn
 
     return register
@@ -110,6 +127,18 @@ def get_action(name: str) -> Action:
 
 def run_action(job: ActionInput) -> str:
     return get_action(job.action).render(job)
+
+
+def check_inputs(action_name: str, context1: str, context2: str) -> None:
+    """Refuse (400 ``invalid_context``) inputs the action says it cannot take; an unknown
+    action is left to the caller's own check."""
+    registered = _REGISTRY.get(action_name)
+    if registered is None or registered.check is None:
+        return
+    try:
+        registered.check(context1, context2)
+    except ActionError as exc:
+        raise ValidationError(f"action {action_name!r}: {exc}", "invalid_context") from None
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -232,3 +261,72 @@ def json_format(job: ActionInput) -> Any:
         return json.loads(job.context1, object_pairs_hook=_sorted_object)
     except json.JSONDecodeError as exc:
         raise ActionError(f"context1 is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+# ---- a long action that reports progress ---------------------------------------------------
+
+# hash-chain's work: at most this many rounds (about 10 s at 1 M rounds/s on a 2025 laptop core;
+# a 512 MB Lambda is slower, see the README). The worker stops it anyway when its invocation is
+# nearly over (jobs.progress.OutOfTime), so a deployment with a short worker timeout gets a
+# failed attempt with a reason, never a timed-out batch.
+HASH_CHAIN_MAX_ROUNDS = 10_000_000
+HASH_CHAIN_STEP = 20_000  # rounds between two progress reports (a few tens of milliseconds)
+HASH_CHAIN_CHECKPOINTS = 10  # digests kept along the chain (every tenth of it)
+
+
+def _hash_chain_rounds(context1: str, context2: str) -> int:
+    raw = context2.strip().replace("_", "")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+        raise ActionError(f"context2 must be the number of rounds, a whole number from 1 to {HASH_CHAIN_MAX_ROUNDS:,}")
+    rounds = int(raw)
+    if not 1 <= rounds <= HASH_CHAIN_MAX_ROUNDS:
+        raise ActionError(f"context2 asks for {rounds:,} rounds; from 1 to {HASH_CHAIN_MAX_ROUNDS:,} are allowed")
+    return rounds
+
+
+def _check_hash_chain(context1: str, context2: str) -> None:
+    _hash_chain_rounds(context1, context2)
+
+
+def _hash_chain_text(r: dict[str, Any]) -> str:
+    lines = [f"sha256^{r['rounds']}(context1) = {r['digest']}", ""]
+    lines += [f"{c['round']:>12}  {c['digest']}" for c in r["checkpoints"]]
+    return "\n".join(lines) + "\n"
+
+
+def _hash_chain_rows(r: dict[str, Any]) -> Rows:
+    return [("round", "sha256"), *((c["round"], c["digest"]) for c in r["checkpoints"])]
+
+
+@action(
+    "hash-chain",
+    "Iterated SHA-256 of context1, context2 times (1 to 10,000,000 rounds), with checkpoints; reports progress",
+    text=_hash_chain_text,
+    csv=_hash_chain_rows,
+    check=_check_hash_chain,
+)
+def hash_chain(job: ActionInput) -> dict[str, Any]:
+    """Round 1 is SHA-256 of context1 (UTF-8), each next round SHA-256 of the previous digest.
+
+    Sequential work (no round can start before the one before it), so its progress is simply
+    rounds done / rounds asked; a digest every tenth of the chain lets anyone check a part of it
+    without redoing the rest.
+    """
+    rounds = _hash_chain_rounds(job.context1, job.context2)
+    every = -(-rounds // HASH_CHAIN_CHECKPOINTS)  # at most HASH_CHAIN_CHECKPOINTS, the last one at the end
+    sha256 = hashlib.sha256
+    digest = sha256(job.context1.encode()).digest()
+    checkpoints: list[dict[str, Any]] = []
+    done = 1
+    job.report(done / rounds, f"{done:,} of {rounds:,} rounds")
+    while done < rounds:
+        stop = min(rounds, (done // HASH_CHAIN_STEP + 1) * HASH_CHAIN_STEP, (done // every + 1) * every)
+        for _ in range(stop - done):
+            digest = sha256(digest).digest()
+        done = stop
+        if done % every == 0 and done < rounds:
+            checkpoints.append({"round": done, "digest": digest.hex()})
+        if done % HASH_CHAIN_STEP == 0 or done == rounds:
+            job.report(done / rounds, f"{done:,} of {rounds:,} rounds")
+    checkpoints.append({"round": rounds, "digest": digest.hex()})
+    return {"algorithm": "sha256", "rounds": rounds, "digest": digest.hex(), "checkpoints": checkpoints}

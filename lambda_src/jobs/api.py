@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs import aws
 from jobs.errors import Forbidden, InvalidBatch, JobError, TooManyRequests, Unauthorized, ValidationError
-from jobs.model import Job, parse_idempotency_key, parse_job_id, parse_limit, parse_status_filter
+from jobs.model import Job, Status, parse_idempotency_key, parse_job_id, parse_limit, parse_status_filter
 from jobs.quotas import Limits, Plan, Usage, groups_from_claim, limits_for
 from jobs.service import JobService
 from jobs.settings import get_settings
@@ -203,6 +203,10 @@ def cancel_job() -> Response:
     job_id = _job_id_param()
     logger.set_correlation_id(job_id)
     job = service().cancel(owner, job_id)
+    if job.status is Status.PROCESSING:
+        # Running: the request is recorded; the worker stops the job at its next progress report.
+        logger.info("cancel of a running job requested")
+        return _json(202, job.public_view())
     logger.info("job cancelled")
     return _json(200, job.public_view())
 

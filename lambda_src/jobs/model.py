@@ -9,7 +9,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -27,6 +27,9 @@ LIMIT_MAX = 100
 REQUIRED_FIELDS = ("name", "action", "context1", "context2")
 OPTIONAL_FIELDS = ("format", "run_at", "delay_seconds", "priority")
 BATCH_MAX_JOBS = 100
+
+# (action, context1, context2) -> None, or a ValidationError: what an action says of its inputs
+InputCheck = Callable[[str, str, str], None]
 
 
 class Status(StrEnum):
@@ -108,9 +111,10 @@ class NewJob:
         action_formats: Mapping[str, Collection[ResultFormat]],
         now: datetime | None = None,
         max_schedule_days: int = DEFAULT_MAX_SCHEDULE_DAYS,
+        check_inputs: InputCheck | None = None,
     ) -> NewJob:
         """Validate a body against the registered actions (name -> the formats it produces)."""
-        return cls.from_data(parse_json_object(body), action_formats, now, max_schedule_days)
+        return cls.from_data(parse_json_object(body), action_formats, now, max_schedule_days, check_inputs)
 
     @classmethod
     def from_data(
@@ -119,11 +123,13 @@ class NewJob:
         action_formats: Mapping[str, Collection[ResultFormat]],
         now: datetime | None = None,
         max_schedule_days: int = DEFAULT_MAX_SCHEDULE_DAYS,
+        check_inputs: InputCheck | None = None,
     ) -> NewJob:
         """Validate one job's fields (a POST /job body, or one item of a batch).
 
         ``now``: the time a due time (``run_at``/``delay_seconds``) is checked against and
-        counted from (the request's time; the clock if not given).
+        counted from (the request's time; the clock if not given). ``check_inputs``: what the
+        action says of its contexts (jobs.actions.check_inputs).
         """
         unknown = sorted(set(data) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
         if unknown:
@@ -162,6 +168,8 @@ class NewJob:
                 f"it produces {', '.join(f.value for f in produces)}",
                 "unsupported_format",
             )
+        if check_inputs is not None:
+            check_inputs(data["action"], data["context1"], data["context2"])
         schedule = schedule_from(data, now or utc_now(), max_schedule_days)
         priority = parse_priority(data["priority"]) if "priority" in data else DEFAULT_PRIORITY
         return cls(data["name"], data["action"], data["context1"], data["context2"], result_format, schedule, priority)
@@ -191,6 +199,7 @@ def parse_batch(
     action_formats: Mapping[str, Collection[ResultFormat]],
     now: datetime | None = None,
     max_schedule_days: int = DEFAULT_MAX_SCHEDULE_DAYS,
+    check_inputs: InputCheck | None = None,
 ) -> list[NewJob]:
     """A POST /jobs/batch body, ``{"jobs": [job, ...]}`` with 1 to BATCH_MAX_JOBS jobs, each
     validated as a POST /job body (due times against ``now``, the request's time). Every item
@@ -213,7 +222,7 @@ def parse_batch(
         try:
             if not isinstance(item, dict):
                 raise ValidationError(f"a job must be a JSON object, got {type(item).__name__}", "invalid_body")
-            jobs.append(NewJob.from_data(item, action_formats, now, max_schedule_days))
+            jobs.append(NewJob.from_data(item, action_formats, now, max_schedule_days, check_inputs))
         except ValidationError as exc:
             errors.append({"index": index, "error": exc.code, "message": exc.message})
     if errors:
@@ -306,6 +315,10 @@ class Job:
     # One entry per `invoke redrive` that made this FAILED job PENDING again, oldest first:
     # {"at", "error", "attempts", "failed_at", "dead_letter"} (the failure it followed).
     redrives: list[dict[str, Any]] = field(default_factory=list)
+    # Progress and cancelling running jobs (jobs.progress): the last progress the worker wrote,
+    # {"fraction", "message", "updatedAt"}, and when DELETE /job asked to stop the running job.
+    progress: dict[str, Any] | None = None
+    cancel_requested_at: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def result_key(self) -> str:
@@ -346,6 +359,10 @@ class Job:
                 {k: r[k] for k in ("at", "error", "attempts", "failed_at") if r.get(k) is not None}
                 for r in self.redrives
             ]
+        if self.progress:
+            view["progress"] = {k: self.progress[k] for k in ("fraction", "message", "updatedAt") if k in self.progress}
+        if self.cancel_requested_at:
+            view["cancel_requested_at"] = self.cancel_requested_at
         if result_url:
             view["result_url"] = result_url
         return view

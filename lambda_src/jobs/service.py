@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from jobs.actions import ActionInput, action_formats, run_action
+from jobs.actions import ActionInput, action_formats, check_inputs, run_action
 from jobs.errors import (
     Busy,
     Conflict,
@@ -41,6 +41,7 @@ from jobs.model import (
     parse_iso,
     utc_now,
 )
+from jobs.progress import CancelRequested, LeaseLost, OutOfTime, Progress, ProgressReporter
 from jobs.quotas import Charge, Limits, Usage, admit, largest_batch
 from jobs.scheduling import delay_seconds, needs_schedule, schedule_name
 from jobs.settings import Settings
@@ -138,7 +139,7 @@ class JobService:
         ``groups``: the caller's Cognito groups (who may ask for ``high`` priority).
         """
         now = utc_now()
-        request = NewJob.from_body(body, action_formats(), now, self.settings.max_schedule_days)
+        request = NewJob.from_body(body, action_formats(), now, self.settings.max_schedule_days, check_inputs)
         self.check_priority(request.priority, groups)
         limits = limits or self.settings.quota_defaults
         job = self._new_job(owner_id, request, now)
@@ -264,7 +265,7 @@ class JobService:
         ends FAILED in its slot of the answer (its quota slot given back); if none could be
         queued, it is an EnqueueFailed like a single job's."""
         now = utc_now()
-        requests = parse_batch(body, action_formats(), now, self.settings.max_schedule_days)
+        requests = parse_batch(body, action_formats(), now, self.settings.max_schedule_days, check_inputs)
         for index, request in enumerate(requests):
             try:
                 self.check_priority(request.priority, groups)
@@ -387,6 +388,10 @@ class JobService:
         return Page(jobs, next_token)
 
     def cancel(self, owner_id: str, job_id: str) -> Job:
+        """PENDING or SCHEDULED: CANCELLED at once (the record returned is CANCELLED).
+        PROCESSING: a cancel request is recorded, and the worker stops the job at its next
+        progress write (the record returned is still PROCESSING, with ``cancel_requested_at``).
+        A final job: 409 ``not_cancellable``."""
         try:
             cancelled = self.table.cancel(owner_id, job_id, iso(utc_now()))
         except TransactionCancelled as cancelled:
@@ -397,11 +402,15 @@ class JobService:
             if cancelled.schedule_name:
                 self._unschedule(cancelled)
             return cancelled
+        requested = self.table.request_cancel(owner_id, job_id, iso(utc_now()))
+        if requested is not None:
+            return requested
         current = self.table.get(owner_id, job_id)
         if current is None:
             raise JobNotFound(f"no job {job_id}")
         raise Conflict(
-            f"job {job_id} is {current.status.value}; only a PENDING or SCHEDULED job can be cancelled",
+            f"job {job_id} is {current.status.value}, which is final; only a PENDING or SCHEDULED job can be "
+            "cancelled (a PROCESSING one is asked to stop)",
             "not_cancellable",
         )
 
@@ -448,6 +457,7 @@ def _replayed_record(claim: IdempotencyClaim | None, taken: IdempotencyKeyTaken)
 class Outcome:
     COMPLETED = "completed"
     SKIPPED = "skipped"  # finished already, cancelled, or gone: acknowledged, nothing run
+    CANCELLED = "cancelled"  # a cancel request stopped it (or it was claimed with one): CANCELLED, acknowledged
     FAILED = "failed"  # final attempt: the job is FAILED, the message goes to the DLQ
 
 
@@ -501,7 +511,15 @@ class JobProcessor:
         self.table = table
         self.results = results
 
-    def process(self, message: JobMessage, receive_count: int, lease_seconds: float) -> ProcessResult:
+    def process(
+        self,
+        message: JobMessage,
+        receive_count: int,
+        lease_seconds: float,
+        time_left: Callable[[], float] | None = None,
+    ) -> ProcessResult:
+        """Claim, run and complete the job of ``message``. ``time_left``: seconds left of the
+        invocation, which a progress report checks (jobs.progress.OutOfTime)."""
         final_attempt = receive_count >= self.settings.max_receive_count
         lease_owner = uuid.uuid4().hex
         now = utc_now()
@@ -526,14 +544,30 @@ class JobProcessor:
                 return ProcessResult(Outcome.SKIPPED, handled.job)
         started = time.monotonic()
         key = job.result_key()
+        claimed = job
         try:
-            # A taken-over job (attempt > 1) may have died after writing its result and before
-            # marking COMPLETE: a complete result is then already there (S3 PUTs are atomic),
-            # so it is not computed and written again.
-            if job.attempts <= 1 or not self.results.exists(key):
-                self.results.put(key, run_action(_action_input(job)), job.format.content_type)
+            try:
+                # A taken-over job (attempt > 1) may have died after writing its result and before
+                # marking COMPLETE: a complete result is then already there (S3 PUTs are atomic),
+                # so it is not computed and written again (and completes, cancel request or not).
+                if job.attempts <= 1 or not self.results.exists(key):
+                    if job.cancel_requested_at:
+                        raise CancelRequested("claimed with a cancel request pending")  # not run
+                    reporter = ProgressReporter(
+                        lambda progress: self._write_progress(claimed, lease_owner, progress), time_left=time_left
+                    )
+                    self.results.put(key, run_action(_action_input(job, reporter)), job.format.content_type)
+            except CancelRequested:
+                cancelled = self.table.cancel_running(job.owner_id, job.job_id, lease_owner, iso(utc_now()))
+                if cancelled is None:
+                    raise LeaseLost("the lease was lost before the job could be cancelled") from None
+                return ProcessResult(Outcome.CANCELLED, cancelled, (time.monotonic() - started) * 1000)
             done = self.table.complete(job.owner_id, job.job_id, lease_owner, key, iso(utc_now()), claimed=job)
-        except Exception as exc:
+        except LeaseLost:
+            # Another attempt took the job over (our lease ran out), or it is finished: that
+            # attempt (or the record) decides; this delivery comes back and finds out.
+            raise RetryLater(f"job {job.job_id}: lease lost while running") from None
+        except (Exception, OutOfTime) as exc:
             error = _describe(exc)
             if final_attempt:
                 self._fail(message, lease_owner, error)
@@ -547,6 +581,27 @@ class JobProcessor:
                 raise RetryLater(f"job {job.job_id}: lease lost before completion")
             # else: our completion was applied but its answer was lost (the client retried).
         return ProcessResult(Outcome.COMPLETED, done, (time.monotonic() - started) * 1000)
+
+    def _write_progress(self, job: Job, lease_owner: str, progress: Progress) -> None:
+        """Write one progress figure; stop the action (raise) if the job must stop. A write that
+        fails (DynamoDB unavailable after retries) is logged and skipped: progress is advisory."""
+        try:
+            written, current = self.table.record_progress(
+                job.owner_id, job.job_id, lease_owner, progress.fraction, progress.message, progress.updated_at
+            )
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("could not write the progress of job %s: %s", job.job_id, _describe(exc))
+            return
+        if written:
+            return
+        if (
+            current is not None
+            and current.status is Status.PROCESSING
+            and current.lease_owner == lease_owner
+            and current.cancel_requested_at
+        ):
+            raise CancelRequested(f"cancel requested at {current.cancel_requested_at}")
+        raise LeaseLost(f"job {job.job_id} is {current.status.value if current else 'gone'}, not ours to run")
 
     def _not_claimed(self, message: JobMessage, lease_owner: str) -> Job:
         """Why the claim did not apply; the job if it is ours after all."""
@@ -570,8 +625,8 @@ class JobProcessor:
             log.warning("could not release the lease of job %s; it is retried once the lease expires", job.job_id)
 
 
-def _action_input(job: Job) -> ActionInput:
-    return ActionInput(job.job_id, job.name, job.action, job.context1, job.context2, job.created_at, job.format)
+def _action_input(job: Job, report: ProgressReporter) -> ActionInput:
+    return ActionInput(job.job_id, job.name, job.action, job.context1, job.context2, job.created_at, job.format, report)
 
 
 def _describe(exc: BaseException) -> str:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -52,6 +53,7 @@ _NAMES = {
     "#error": "error",
     "#format": "format",
     "#priority": "priority",
+    "#progress": "progress",
 }
 
 _FIELDS = {
@@ -78,6 +80,8 @@ _FIELDS = {
     "redrives": "redrives",  # written by `invoke redrive` (tooling/redrive.py)
     "run_at": "run_at",  # a scheduled job's due time
     "schedule_name": "schedule_name",  # its EventBridge Scheduler schedule, if it has one
+    "progress": "progress",  # written by the running job's worker (record_progress)
+    "cancel_requested_at": "cancelRequestedAt",  # DELETE /job of a PROCESSING job (request_cancel)
 }
 # What a listing reads: everything but the job's inputs (placeholders for reserved words).
 _PLACEHOLDERS = {attr: placeholder for placeholder, attr in _NAMES.items()}
@@ -122,6 +126,8 @@ def _from_item(item: dict[str, Any]) -> Job:
         for entry in kwargs.get("redrives") or []
         if isinstance(entry, dict)
     ]
+    if isinstance(kwargs.get("progress"), dict):
+        kwargs["progress"] = {k: float(v) if isinstance(v, Decimal) else v for k, v in kwargs["progress"].items()}
     kwargs.setdefault("context1", "")
     kwargs.setdefault("context2", "")
     return Job(**kwargs)
@@ -580,7 +586,8 @@ class JobTable:
             owner_id,
             job_id,
             "SET #status = :processing, owner_status = :os, startedAt = :now, updatedAt = :now, "
-            "attempts = if_not_exists(attempts, :zero) + :one, lease_owner = :lo, lease_until = :lu",
+            "attempts = if_not_exists(attempts, :zero) + :one, lease_owner = :lo, lease_until = :lu "
+            "REMOVE #progress",  # a new attempt starts from nothing
             "attribute_exists(job_id) AND (#status = :pending OR #status = :scheduled OR "
             "(#status = :processing AND (attribute_not_exists(lease_until) OR lease_until < :epoch)))",
             {
@@ -604,7 +611,8 @@ class JobTable:
 
         ``claimed``: the record as the lease holder's claim returned it. Nothing else writes a
         job while its lease is held, so the new record is that one with this update applied,
-        and need not be read back.
+        and need not be read back (but for a cancel request that lost to this completion:
+        ``cancel_requested_at`` is then on the stored record only).
         """
 
         def applied() -> Job:
@@ -618,13 +626,14 @@ class JobTable:
                 lease_owner=None,
                 lease_until=0,
                 error=None,
+                progress=None,
             )
 
         return self._finish(
             owner_id,
             job_id,
             "#status = :complete, owner_status = :os, S3FileKey = :key, completedAt = :now, updatedAt = :now",
-            ("lease_owner", "lease_until", "#error"),
+            ("lease_owner", "lease_until", "#error", "#progress"),
             "#status = :processing AND lease_owner = :lo",
             {
                 ":complete": Status.COMPLETE.value,
@@ -674,6 +683,75 @@ class JobTable:
                 ":err": error,
                 ":now": now,
                 ":zero": 0,
+                ":lo": lease_owner,
+            },
+        )
+
+    # ---- progress and cancelling running jobs (jobs.progress) -------------------------
+    def record_progress(
+        self, owner_id: str, job_id: str, lease_owner: str, fraction: float, message: str, now: str
+    ) -> tuple[bool, Job | None]:
+        """Write a running job's progress; (True, None) when written.
+
+        Only while the job is PROCESSING under ``lease_owner`` with no cancel request: a late
+        report never touches a finished or taken-over job. When refused, the same call returns
+        the record as it stood (``ReturnValuesOnConditionCheckFailure``), so the caller learns of
+        a cancel request without another read: (False, that record), or (False, None) if gone.
+        """
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_serialize({"owner_id": owner_id, "job_id": job_id}),
+                UpdateExpression="SET #progress = :progress",
+                ConditionExpression="#status = :processing AND lease_owner = :lo "
+                "AND attribute_not_exists(cancelRequestedAt)",
+                ExpressionAttributeNames={"#progress": "progress", "#status": "status"},
+                ExpressionAttributeValues=_serialize(
+                    {
+                        ":progress": {
+                            "fraction": Decimal(str(round(fraction, 4))),
+                            "message": message,
+                            "updatedAt": now,
+                        },
+                        ":processing": Status.PROCESSING.value,
+                        ":lo": lease_owner,
+                    }
+                ),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            item: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+            return False, _from_item(item) if item else None
+        return True, None
+
+    def request_cancel(self, owner_id: str, job_id: str, now: str) -> Job | None:
+        """Record a cancel request on a PROCESSING job (the first request's time is kept); the
+        record, or None when the job is not PROCESSING. Its worker stops at its next progress
+        write (``cancel_running``)."""
+        return self._update(
+            owner_id,
+            job_id,
+            "SET cancelRequestedAt = if_not_exists(cancelRequestedAt, :now)",
+            "#status = :processing",
+            {":processing": Status.PROCESSING.value, ":now": now},
+        )
+
+    def cancel_running(self, owner_id: str, job_id: str, lease_owner: str, now: str) -> Job | None:
+        """PROCESSING (held by ``lease_owner``, with a cancel request) -> CANCELLED, freeing the
+        job's quota slot once, like every final transition; None if the lease is not ours."""
+        return self._finish(
+            owner_id,
+            job_id,
+            "#status = :cancelled, owner_status = :os, updatedAt = :now, completedAt = :now",
+            ("lease_owner", "lease_until", "#error"),
+            "#status = :processing AND lease_owner = :lo AND attribute_exists(cancelRequestedAt)",
+            {
+                ":cancelled": Status.CANCELLED.value,
+                ":processing": Status.PROCESSING.value,
+                ":os": _owner_status(owner_id, Status.CANCELLED),
+                ":now": now,
                 ":lo": lease_owner,
             },
         )

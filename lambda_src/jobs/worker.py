@@ -61,7 +61,12 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
     timer.started()
     began = time.monotonic()
     try:
-        result = job_processor().process(message, receive_count, remaining + LEASE_MARGIN_SECONDS)
+        result = job_processor().process(
+            message,
+            receive_count,
+            remaining + LEASE_MARGIN_SECONDS,
+            time_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000.0,
+        )
     except RetryLater as retry:
         # The message comes back after its visibility timeout; say why (e.g. AccessDenied).
         logger.warning("attempt failed; the message comes back", extra={"attempt": receive_count, "reason": str(retry)})
@@ -76,6 +81,9 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
         metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
         logger.error("job failed on its last attempt", extra={"attempt": receive_count})
         raise JobFailedFinally(f"job {message.job_id} failed; its message goes to the dead-letter queue")
+    elif result.outcome == Outcome.CANCELLED:
+        metrics.add_metric(name="JobsCancelledRunning", unit=MetricUnit.Count, value=1)
+        logger.info("running job cancelled on request", extra={"attempt": receive_count})
     else:
         logger.info("duplicate or late delivery acknowledged", extra={"attempt": receive_count})
     return result.outcome

@@ -24,8 +24,9 @@ class FakeJobApi:
 
     ``mode`` changes one behaviour: ok | failed | stuck | unlisted | wrong-result | unauthorized |
     no-batch (POST /jobs/batch is not there) | early-start (a scheduled job starts before its
-    run_at) | no-cancel (DELETE /job answers 409).
-    A job moves PENDING -> PROCESSING -> terminal over successive GETs.
+    run_at) | no-cancel (DELETE /job answers 409) | no-running-cancel (DELETE of a PROCESSING job answers 409).
+    A job moves PENDING -> PROCESSING -> terminal over successive GETs; a hash-chain job stays
+    PROCESSING with a growing ``progress`` until DELETE asks it to stop (202), then CANCELLED.
     """
 
     def __init__(self, mode: str = "ok") -> None:
@@ -70,6 +71,9 @@ class FakeJobApi:
                 if job["status"] in ("PENDING", "SCHEDULED") and api.mode != "no-cancel":
                     job["status"] = "CANCELLED"
                     self._send(200, {k: v for k, v in job.items() if k != "polls"})
+                elif job["status"] == "PROCESSING" and api.mode != "no-running-cancel":
+                    job["cancel_requested_at"] = "2025-07-14T12:00:09.000Z"
+                    self._send(202, {k: v for k, v in job.items() if k != "polls"})
                 else:
                     self._send(409, {"error": "not_cancellable", "message": "no"})
 
@@ -109,7 +113,10 @@ class FakeJobApi:
                     self._send(404, {"message": "job not found"})
                     return
                 job["polls"] += 1
-                if api.mode != "stuck":
+                if job["action"] == "hash-chain" and job["polls"] >= 2:
+                    job["status"] = "CANCELLED" if "cancel_requested_at" in job else "PROCESSING"
+                    job["progress"] = {"fraction": min(0.1 * job["polls"], 0.9), "message": "rounds"}
+                elif api.mode != "stuck":
                     if job["polls"] == 2:
                         job["status"] = "PROCESSING"
                     elif job["polls"] >= 3:
@@ -152,6 +159,10 @@ def test_smoke_passes_through_the_whole_flow(fake_api):
     assert result.verdict.startswith(f"SMOKE PASSED: job {result.job_id} COMPLETE, listed by GET /jobs")
     assert "a batch of 2 COMPLETE" in result.verdict
     assert "a scheduled job ran on time, another was cancelled" in result.verdict
+    assert "a long job showed progress and was cancelled while running" in result.verdict
+    long = fake_api.jobs["job-6"]
+    assert long["action"] == "hash-chain" and long["context2"] == "10000000"
+    assert long["status"] == "CANCELLED" and long["progress"]["fraction"] > 0
     delayed, later = fake_api.jobs["job-4"], fake_api.jobs["job-5"]
     assert delayed["delay_seconds"] == 3 and delayed["status"] == "COMPLETE"
     assert later["status"] == "CANCELLED" and later["run_at"].endswith("Z") and "delay_seconds" not in later
@@ -180,6 +191,7 @@ def test_smoke_passes_through_the_whole_flow(fake_api):
         ("no-batch", "SMOKE FAILED: POST /jobs/batch answered 404"),
         ("early-start", "SMOKE FAILED: scheduled job job-4 started at 2025-07-14T12:00:01.000Z, due"),
         ("no-cancel", "SMOKE FAILED: DELETE /job of a scheduled job answered 409"),
+        ("no-running-cancel", "SMOKE FAILED: DELETE /job of a running job answered 409"),
     ],
     indirect=["fake_api"],
 )

@@ -25,7 +25,8 @@ ROUTES = [
 FIELDS = ["name", "action", "context1", "context2", "format", "run_at", "delay_seconds", "priority"]
 # Valid names of actions, formats and priorities, so that bodies reach the checks past them
 # (and the writes).
-NAMES = ["demo", "process-data", "word-count", "checksum", "text", "json", "csv"]
+NAMES = ["demo", "process-data", "word-count", "checksum", "hash-chain", "text", "json", "csv"]
+ACTIONS, FORMATS = NAMES[:5], NAMES[5:]
 PRIORITIES = ["high", "normal", "low"]
 
 json_values = st.recursive(
@@ -67,13 +68,13 @@ bodies = st.one_of(
     ),
     st.builds(
         lambda action, fmt: json.dumps({**VALID_JOB, "action": action, "format": fmt}),
-        st.sampled_from(NAMES[:4]),
-        st.one_of(st.sampled_from(NAMES[4:]), json_values),
+        st.sampled_from(ACTIONS),
+        st.one_of(st.sampled_from(FORMATS), json_values),
     ),
     st.builds(
         lambda priority, fmt: json.dumps({**VALID_JOB, "priority": priority, **fmt}),
         st.one_of(st.sampled_from(PRIORITIES), json_values, st.text(max_size=10)),
-        st.one_of(st.just({}), st.builds(lambda f: {"format": f}, st.sampled_from(NAMES[4:]))),
+        st.one_of(st.just({}), st.builds(lambda f: {"format": f}, st.sampled_from(FORMATS))),
     ),
 )
 # Due times near the limits and in every shape: valid and invalid RFC 3339, offsets, numbers.

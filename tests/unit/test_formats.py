@@ -47,6 +47,7 @@ def test_each_action_declares_its_formats() -> None:
     assert declared == {
         "checksum": ["text", "json", "csv"],
         "demo": ["text", "json"],
+        "hash-chain": ["text", "json", "csv"],
         "json-format": ["text", "json"],
         "process-data": ["text", "json"],
         "word-count": ["text", "json", "csv"],
@@ -159,7 +160,8 @@ def test_json_format_json_is_the_document_with_sorted_keys() -> None:
 )
 def test_every_declared_structured_format_parses(action: str, fmt: str) -> None:
     context1 = '{"k": "v, with a comma"}' if action == "json-format" else 'a "quoted", b\nnew line'
-    out = run(action, fmt, context1, "second, part")
+    context2 = "1000" if action == "hash-chain" else "second, part"  # hash-chain: the number of rounds
+    out = run(action, fmt, context1, context2)
     if fmt == "json":
         assert isinstance(json.loads(out), dict)
     else:

@@ -227,17 +227,23 @@ def test_cancel_wins_race_against_claim(stack: Stack) -> None:
 
 
 def test_claim_wins_race_against_cancel(stack: Stack) -> None:
+    """Claimed first: DELETE only records a cancel request (202), and an action that never
+    reports progress cannot be stopped, so the job completes (README: cancelling running jobs)."""
     job_id, body = new_job(stack)
     release = threading.Event()
     counter = CountingRun(block=release)
     with mock.patch("jobs.service.run_action", counter):
-        worker, _ = run_elsewhere(body)
+        worker, outcome = run_elsewhere(body)
         assert counter.started.wait(10)
         resp = call_api(api_event("DELETE", "/job", query={"job_id": job_id}))
-        assert resp.status == 409 and "PROCESSING" in resp.body["message"]
+        assert resp.status == 202 and resp.body["status"] == "PROCESSING"
+        assert resp.body["cancel_requested_at"]
         release.set()
         worker.join(10)
-    assert job(job_id)["status"] == "COMPLETE"
+    assert outcome == ["completed"]
+    record = job(job_id)
+    assert record["status"] == "COMPLETE" and record["cancel_requested_at"] == resp.body["cancel_requested_at"]
+    assert len(stack.objects()) == 1
 
 
 def test_processing_job_whose_attempt_died_is_retried(stack: Stack) -> None:
