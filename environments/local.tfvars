@@ -62,3 +62,11 @@ force_destroy_bucket   = true
 create_alarm_topic               = false
 alarm_email                      = null
 oldest_message_age_alarm_seconds = 300
+
+# Webhooks (README "Webhooks"). Loopback receivers are allowed here ONLY: the embedded default
+# runs everything on this machine. Never set webhook_allow_loopback in an AWS env's tfvars.
+webhook_allow_loopback       = true
+webhook_timeout_seconds      = 5
+webhook_max_receive_count    = 8
+webhook_backoff_base_seconds = 1
+webhook_backoff_cap_seconds  = 60

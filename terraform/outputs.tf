@@ -147,3 +147,35 @@ output "scheduler_role_arn" {
   description = "Role the jobs' schedules act as (may only send to the job queues and the DLQ)."
   value       = module.scheduling.scheduler_role_arn
 }
+
+# Webhooks (README "Webhooks")
+
+output "event_bus_name" {
+  description = "EventBridge bus of the jobs' Job Status Changed events."
+  value       = module.events.bus_name
+}
+
+output "webhook_queue_url" {
+  description = "Webhooks queue (events waiting for delivery or their next attempt)."
+  value       = module.webhooks.queue_url
+}
+
+output "webhook_dlq_url" {
+  description = "Webhooks DLQ (events whose every delivery attempt failed)."
+  value       = module.webhooks.dlq_url
+}
+
+output "notifier_function_name" {
+  description = "Name of the webhooks' notifier function."
+  value       = module.webhooks.function_name
+}
+
+output "notifier_log_group" {
+  description = "Log group of the notifier function."
+  value       = module.webhooks.log_group
+}
+
+output "webhook_secret_parameter" {
+  description = "SSM SecureString parameter holding the webhook signing secret."
+  value       = module.webhooks.secret_parameter_name
+}

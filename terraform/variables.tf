@@ -125,6 +125,12 @@ variable "worker_zip_path" {
   default     = "../build/worker.zip"
 }
 
+variable "notifier_zip_path" {
+  description = "Path of build/notifier.zip, the webhooks' notifier (relative to the terraform/ folder, or absolute)."
+  type        = string
+  default     = "../build/notifier.zip"
+}
+
 variable "lambda_runtime" {
   description = "Lambda runtime of both functions; `invoke package` builds the zips' wheels for it (tooling/packaging.py SUPPORTED_RUNTIMES)."
   type        = string
@@ -385,4 +391,49 @@ variable "schedule_delay_threshold_seconds" {
     condition     = var.schedule_delay_threshold_seconds >= 0 && var.schedule_delay_threshold_seconds <= 900 && floor(var.schedule_delay_threshold_seconds) == var.schedule_delay_threshold_seconds
     error_message = "schedule_delay_threshold_seconds must be a whole number from 0 to 900 (SQS's maximum DelaySeconds)."
   }
+}
+
+# ---------------------------------------------------------------------------------------
+# Webhooks (README "Webhooks")
+# ---------------------------------------------------------------------------------------
+
+variable "webhook_allow_loopback" {
+  description = "Callback URLs may lead to loopback addresses, over http too: true ONLY on the embedded default (local.tfvars), whose receivers run on the same machine. Never on AWS."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.webhook_allow_loopback || var.aws_endpoint_url != null
+    error_message = "webhook_allow_loopback may be true only on the embedded backend (aws_endpoint_url set): on AWS a callback URL must never reach the function's own loopback."
+  }
+}
+
+variable "webhook_timeout_seconds" {
+  description = "Timeout of each socket operation of a webhook delivery attempt (connect, send, read)."
+  type        = number
+  default     = 5
+}
+
+variable "webhook_max_receive_count" {
+  description = "Delivery attempts of a webhook before its event goes to the webhooks DLQ."
+  type        = number
+  default     = 12
+}
+
+variable "webhook_backoff_base_seconds" {
+  description = "Back-off after a webhook's first failed attempt; doubles per attempt (equal jitter) up to webhook_backoff_cap_seconds."
+  type        = number
+  default     = 30
+}
+
+variable "webhook_backoff_cap_seconds" {
+  description = "Longest back-off between two webhook attempts (at most 43200, the SQS visibility maximum)."
+  type        = number
+  default     = 7200
+}
+
+variable "notifier_max_concurrency" {
+  description = "Maximum concurrency of the notifier's event source mapping (2-1000)."
+  type        = number
+  default     = 5
 }

@@ -633,7 +633,8 @@ def patch_iam_enforcement() -> None:
       ``*``, so a policy naming the table, the log group or the schedule group denied what AWS
       allows: here each request is checked against the ARNs AWS checks (table, index, every
       table of a batch or transaction with the per-item action; log group / log stream;
-      schedule ``schedule/<group>/<name>`` or schedule group).
+      schedule ``schedule/<group>/<name>`` or schedule group). So are SSM parameter reads
+      (``parameter/<name>``), which moto also checked against ``*``.
     - moto's CreateSchedule/UpdateSchedule never check ``iam:PassRole`` of the target's role,
       which AWS requires of the caller: here they do (against the role's ARN).
     """
@@ -804,8 +805,26 @@ def patch_iam_enforcement() -> None:
     handler._authenticate_and_authorize_normal_action = dynamodb_authorize
     logs: Any = LogsResponse
     logs._determine_resource = logs_resource
+    # SSM parameters (the webhooks' signing secret): checked against the parameter's ARN.
+    from moto.ssm.responses import SimpleSystemManagerResponse
+
+    def ssm_resource(self: Any) -> str:
+        names = [self._get_param("Name")] if self._get_param("Name") else list(self._get_param("Names") or [])
+        if len(names) != 1 or not isinstance(names[0], str):
+            return "*"
+        return ssm_parameter_arn(names[0], self.region, self.current_account)
+
+    ssm: Any = SimpleSystemManagerResponse
+    ssm._determine_resource = ssm_resource
     scheduler: Any = EventBridgeSchedulerResponse
     scheduler._determine_resource = scheduler_resource
+
+
+def ssm_parameter_arn(name: str, region: str, account: str) -> str:
+    """The ARN AWS authorizes a request on parameter ``name`` against (a name may be an ARN)."""
+    if name.startswith("arn:"):
+        return name
+    return f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}"
 
 
 def scheduler_arn(action: str, path: str, param: Any, region: str, account: str) -> tuple[str, bool]:

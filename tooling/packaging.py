@@ -73,8 +73,10 @@ class FunctionSpec:
 
 
 FUNCTIONS: dict[str, FunctionSpec] = {
-    "api": FunctionSpec("api", "jobs.api.lambda_handler", ("jobs/worker.py",)),
-    "worker": FunctionSpec("worker", "jobs.worker.lambda_handler", ("jobs/api.py",)),
+    "api": FunctionSpec("api", "jobs.api.lambda_handler", ("jobs/worker.py", "jobs/notifier.py")),
+    "worker": FunctionSpec("worker", "jobs.worker.lambda_handler", ("jobs/api.py", "jobs/notifier.py")),
+    # The webhooks' notifier (README "Webhooks").
+    "notifier": FunctionSpec("notifier", "jobs.notifier.lambda_handler", ("jobs/api.py", "jobs/worker.py")),
 }
 
 

@@ -346,6 +346,7 @@ class TerraformRunner:
         self.variables: dict[str, Any] = {
             "api_zip_path": str((build_dir / "api.zip").resolve()),
             "worker_zip_path": str((build_dir / "worker.zip").resolve()),
+            "notifier_zip_path": str((build_dir / "notifier.zip").resolve()),
             **(variables or {}),
         }
         self.extra_env = dict(extra_env or {})

@@ -78,6 +78,8 @@ _FIELDS = {
     "redrives": "redrives",  # written by `invoke redrive` (tooling/redrive.py)
     "run_at": "run_at",  # a scheduled job's due time
     "schedule_name": "schedule_name",  # its EventBridge Scheduler schedule, if it has one
+    "callback_url": "callbackUrl",  # where the notifier POSTs the final status (README "Webhooks")
+    "webhook": "webhook",  # the notifier's delivery state (jobs.webhook_store)
 }
 # What a listing reads: everything but the job's inputs (placeholders for reserved words).
 _PLACEHOLDERS = {attr: placeholder for placeholder, attr in _NAMES.items()}
@@ -122,6 +124,8 @@ def _from_item(item: dict[str, Any]) -> Job:
         for entry in kwargs.get("redrives") or []
         if isinstance(entry, dict)
     ]
+    if isinstance(kwargs.get("webhook"), dict):
+        kwargs["webhook"] = {k: int(v) if k == "attempts" else v for k, v in kwargs["webhook"].items()}
     kwargs.setdefault("context1", "")
     kwargs.setdefault("context2", "")
     return Job(**kwargs)

@@ -50,7 +50,11 @@ def make_runner(
         kwargs.setdefault("endpoint_url", moto_backend.endpoint)
         kwargs.setdefault("extra_env", moto_backend.env())
         kwargs.setdefault("work_root", tf_work_root)
-        zips = {"api_zip_path": str(lambda_zips["api"]), "worker_zip_path": str(lambda_zips["worker"])}
+        zips = {
+            "api_zip_path": str(lambda_zips["api"]),
+            "worker_zip_path": str(lambda_zips["worker"]),
+            "notifier_zip_path": str(lambda_zips["notifier"]),
+        }
         kwargs["variables"] = {**zips, **(kwargs.get("variables") or {})}
         return TerraformRunner(env, **kwargs)
 
