@@ -31,13 +31,16 @@ provider "aws" {
       cloudwatchlogs = endpoints.value
       cognitoidp     = endpoints.value
       dynamodb       = endpoints.value
+      eventbridge    = endpoints.value # the jobs' bus and the webhooks rule
       iam            = endpoints.value
       kms            = endpoints.value
       lambda         = endpoints.value
       s3             = endpoints.value
       scheduler      = endpoints.value
+      secretsmanager = endpoints.value # GetRandomPassword: the webhook signing secret
       sns            = endpoints.value
       sqs            = endpoints.value
+      ssm            = endpoints.value # the webhook signing secret
       sts            = endpoints.value
     }
   }

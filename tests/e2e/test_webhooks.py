@@ -66,7 +66,7 @@ def receiver() -> Iterator[Any]:
         state = Receiver(list(script or []), then)
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 status = state.next_status()
                 with state.lock:
