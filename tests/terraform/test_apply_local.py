@@ -209,6 +209,68 @@ def test_roles_are_least_privilege_on_exact_arns(local_stack, aws):
     assert granted == arns
 
 
+def test_the_notifier_role_reads_its_secret_consumes_its_queue_and_writes_only_the_webhook_state(local_stack, aws):
+    """README "Webhooks": the notifier's own role, least privilege."""
+    _, outputs = local_stack
+    iam = aws("iam")
+    role = "jobs-local-notifier-us-east-1-role"
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+    [policy_name] = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    doc = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+    doc = doc if isinstance(doc, dict) else json.loads(doc)
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    listed = lambda v: sorted(v if isinstance(v, list) else [v])  # noqa: E731
+    queue_arn = aws("sqs").get_queue_attributes(QueueUrl=outputs["webhook_queue_url"], AttributeNames=["QueueArn"])
+    assert listed(by_sid["ConsumeWebhooks"]["Resource"]) == [queue_arn["Attributes"]["QueueArn"]]
+    assert listed(by_sid["ConsumeWebhooks"]["Action"]) == [
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
+    ]
+    secret = f"arn:aws:ssm:us-east-1:123456789012:parameter{outputs['webhook_secret_parameter']}"
+    assert (by_sid["ReadSigningSecret"]["Action"], by_sid["ReadSigningSecret"]["Resource"]) == (
+        "ssm:GetParameter",
+        secret,
+    )
+    decrypt = by_sid["DecryptSigningSecret"]
+    assert decrypt["Action"] == "kms:Decrypt"
+    assert decrypt["Condition"]["StringEquals"] == {
+        "kms:ViaService": "ssm.us-east-1.amazonaws.com",
+        "kms:EncryptionContext:PARAMETER_ARN": secret,
+    }
+    table_arn = aws("dynamodb").describe_table(TableName=outputs["table_name"])["Table"]["TableArn"]
+    state = by_sid["RecordDeliveryState"]
+    assert (state["Action"], state["Resource"]) == ("dynamodb:UpdateItem", table_arn)
+    assert listed(state["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == [
+        "job_id",
+        "owner_id",
+        "webhook",
+    ]
+    actions = {a for s in doc["Statement"] for a in listed(s["Action"])}
+    assert not actions & {
+        "dynamodb:PutItem",
+        "dynamodb:GetItem",
+        "dynamodb:DeleteItem",
+        "sqs:SendMessage",
+        "s3:GetObject",
+    }
+    for statement in doc["Statement"]:
+        if listed(statement["Resource"]) == ["*"]:
+            assert all(a.startswith("xray:") for a in listed(statement["Action"])), statement
+    # the secret is a SecureString; the queue takes messages from the webhooks rule only
+    parameter = aws("ssm").get_parameter(Name=outputs["webhook_secret_parameter"], WithDecryption=True)["Parameter"]
+    assert parameter["Type"] == "SecureString" and len(parameter["Value"]) == 48
+    policy = json.loads(
+        aws("sqs").get_queue_attributes(QueueUrl=outputs["webhook_queue_url"], AttributeNames=["Policy"])["Attributes"][
+            "Policy"
+        ]
+    )
+    [statement] = policy["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"].endswith(":rule/jobs-local-events/jobs-local-webhooks")
+
+
 def test_storage_and_queues(local_stack, aws):
     _, outputs = local_stack
     table = aws("dynamodb").describe_table(TableName=outputs["table_name"])["Table"]

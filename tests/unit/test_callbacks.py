@@ -42,7 +42,12 @@ def refused(url: Any, allow_loopback: bool = False) -> str:
 
 def test_a_public_https_url_is_accepted_with_the_addresses_it_was_checked_at():
     target = check_callback_url("https://hooks.example.com:8443/in/jobs?token=abc", False, stub_resolver)
-    assert (target.scheme, target.host, target.port, target.path) == ("https", "hooks.example.com", 8443, "/in/jobs?token=abc")
+    assert (target.scheme, target.host, target.port, target.path) == (
+        "https",
+        "hooks.example.com",
+        8443,
+        "/in/jobs?token=abc",
+    )
     assert target.addresses == (PUBLIC_V4, PUBLIC_V6)  # delivery connects to these, not to a new answer
 
 
@@ -114,7 +119,12 @@ def test_plain_http_is_refused_even_where_loopback_is_allowed_unless_it_is_loopb
 
 
 def test_allowing_loopback_allows_nothing_else():
-    for url in ("http://10.0.0.1/", "https://169.254.169.254/", "http://[::ffff:169.254.169.254]/", "https://[fe80::1]/"):
+    for url in (
+        "http://10.0.0.1/",
+        "https://169.254.169.254/",
+        "http://[::ffff:169.254.169.254]/",
+        "https://[fe80::1]/",
+    ):
         assert "public address" in refused(url, allow_loopback=True)
 
 
@@ -152,7 +162,10 @@ def test_a_callback_url_to_an_internal_address_is_a_400_and_nothing_is_written(s
     assert "169.254.169.254" in answer.body["message"] or "public address" in answer.body["message"]
     batch = call_api(
         api_event(
-            "POST", "/jobs/batch", body={"jobs": [VALID_JOB, {**VALID_JOB, "callback_url": url}]}, claims_=claims("user-a")
+            "POST",
+            "/jobs/batch",
+            body={"jobs": [VALID_JOB, {**VALID_JOB, "callback_url": url}]},
+            claims_=claims("user-a"),
         )
     )
     assert batch.status == 400 and batch.body["error"] == "invalid_batch"

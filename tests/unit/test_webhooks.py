@@ -89,7 +89,7 @@ class Receiver:
         state = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 state.requests.append((self.path, dict(self.headers.items()), body))
                 status, headers = state.script[min(len(state.requests), len(state.script)) - 1]
@@ -157,7 +157,9 @@ def put_job(ddb: Any, url: str) -> tuple[str, str]:
     return owner, job_id
 
 
-def event_body(owner: str, job_id: str, url: str, event_id: str = "evt-1", changed_at: str = "2026-01-01T00:00:01.000Z") -> str:
+def event_body(
+    owner: str, job_id: str, url: str, event_id: str = "evt-1", changed_at: str = "2026-01-01T00:00:01.000Z"
+) -> str:
     detail = {
         "event_id": event_id,
         "job_id": job_id,
@@ -172,7 +174,9 @@ def event_body(owner: str, job_id: str, url: str, event_id: str = "evt-1", chang
         "result_key": f"{owner}/2026-01-01/{job_id}.txt",
         "callback_url": url,
     }
-    return json.dumps({"version": "0", "id": "e", "detail-type": "Job Status Changed", "source": "jobs.jobs", "detail": detail})
+    return json.dumps(
+        {"version": "0", "id": "e", "detail-type": "Job Status Changed", "source": "jobs.jobs", "detail": detail}
+    )
 
 
 def deliver(env: dict[str, Any], body: str, receive_count: int = 1) -> tuple[dict[str, Any], list[int]]:
