@@ -159,6 +159,7 @@ module "webhooks" {
   backoff_base_seconds    = var.webhook_backoff_base_seconds
   backoff_cap_seconds     = var.webhook_backoff_cap_seconds
   allow_loopback          = var.webhook_allow_loopback
+  secret_version          = var.webhook_secret_version
 
   metrics_namespace  = local.name_prefix
   log_level          = var.log_level

@@ -437,3 +437,9 @@ variable "notifier_max_concurrency" {
   type        = number
   default     = 5
 }
+
+variable "webhook_secret_version" {
+  description = "Version of the webhook signing secret: raise it to write a new random secret (rotation, README \"Webhooks\")."
+  type        = number
+  default     = 1
+}

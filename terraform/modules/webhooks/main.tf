@@ -27,27 +27,25 @@ locals {
 }
 
 # ---------------------------------------------------------------------------------------
-# The signing secret: an SSM SecureString (AWS managed key aws/ssm). Generated once with
-# Secrets Manager's GetRandomPassword (the AWS provider is the only provider here); it is in
-# the Terraform state. Rotate: README "Webhooks" (taint/replace this parameter).
+# The signing secret: an SSM SecureString (AWS managed key aws/ssm), generated with Secrets
+# Manager's GetRandomPassword (the AWS provider is the only provider here) as an EPHEMERAL
+# value written through the write-only `value_wo`: it is in neither the plan nor the state.
+# It is written when the parameter is created and whenever secret_version changes (rotation:
+# README "Webhooks"); in between, the ephemeral password of each run is not used.
 # ---------------------------------------------------------------------------------------
 
-data "aws_secretsmanager_random_password" "signing" {
+ephemeral "aws_secretsmanager_random_password" "signing" {
   password_length     = 48
   exclude_punctuation = true
 }
 
 resource "aws_ssm_parameter" "signing_secret" {
   #checkov:skip=CKV_AWS_337:The AWS managed key aws/ssm encrypts it; only the notifier role may read it (and decrypt through SSM).
-  name        = "/${var.name_prefix}/webhooks/signing-secret"
-  description = "HMAC-SHA256 key that signs the job webhooks (Webhook-Signature)."
-  type        = "SecureString"
-  value       = data.aws_secretsmanager_random_password.signing.random_password
-
-  lifecycle {
-    # The data source answers a new password at every plan: the first one is kept.
-    ignore_changes = [value]
-  }
+  name             = "/${var.name_prefix}/webhooks/signing-secret"
+  description      = "HMAC-SHA256 key that signs the job webhooks (Webhook-Signature)."
+  type             = "SecureString"
+  value_wo         = ephemeral.aws_secretsmanager_random_password.signing.random_password
+  value_wo_version = var.secret_version
 }
 
 # ---------------------------------------------------------------------------------------

@@ -125,3 +125,14 @@ variable "log_retention_days" {
   description = "Retention of the notifier's log group (days)."
   type        = number
 }
+
+variable "secret_version" {
+  description = "Version of the signing secret: raise it (1, 2, ...) to write a new random secret (rotation)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.secret_version >= 1 && floor(var.secret_version) == var.secret_version
+    error_message = "secret_version must be a whole number >= 1."
+  }
+}
