@@ -98,7 +98,35 @@ def test_functions_match_the_contract_and_the_zips(local_stack, aws, lambda_zips
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAMES[name],
             "POWERTOOLS_METRICS_NAMESPACE": "jobs-local",
             "POWERTOOLS_LOG_LEVEL": LOCAL["log_level"],
+            "WEBHOOK_ALLOW_LOOPBACK": LOCAL["webhook_allow_loopback"],  # true here only (README "Webhooks")
         }
+    # the webhooks' notifier: its own environment and its mapping (README "Webhooks")
+    notifier = lam.get_function_configuration(FunctionName=outputs["notifier_function_name"])
+    assert notifier["Handler"] == "jobs.notifier.lambda_handler" and notifier["Runtime"] == RUNTIME
+    assert notifier["CodeSha256"] == code_sha256(lambda_zips["notifier"])
+    assert notifier["TracingConfig"]["Mode"] == "Active" and notifier["LoggingConfig"]["LogFormat"] == "JSON"
+    assert notifier["Environment"]["Variables"] == {
+        "JOBS_TABLE_NAME": outputs["table_name"],
+        "WEBHOOK_QUEUE_URL": outputs["webhook_queue_url"],
+        "WEBHOOK_SECRET_PARAMETER": outputs["webhook_secret_parameter"],
+        "WEBHOOK_TIMEOUT_SECONDS": LOCAL["webhook_timeout_seconds"],
+        "WEBHOOK_MAX_RECEIVE_COUNT": LOCAL["webhook_max_receive_count"],
+        "WEBHOOK_BACKOFF_BASE_SECONDS": LOCAL["webhook_backoff_base_seconds"],
+        "WEBHOOK_BACKOFF_CAP_SECONDS": LOCAL["webhook_backoff_cap_seconds"],
+        "WEBHOOK_ALLOW_LOOPBACK": LOCAL["webhook_allow_loopback"],
+        "POWERTOOLS_SERVICE_NAME": "jobs-notifier",
+        "POWERTOOLS_METRICS_NAMESPACE": "jobs-local",
+        "POWERTOOLS_LOG_LEVEL": LOCAL["log_level"],
+    }
+    webhook_queue = aws("sqs").get_queue_attributes(QueueUrl=outputs["webhook_queue_url"], AttributeNames=["All"])
+    redrive = json.loads(webhook_queue["Attributes"]["RedrivePolicy"])
+    assert int(redrive["maxReceiveCount"]) == int(LOCAL["webhook_max_receive_count"])
+    assert webhook_queue["Attributes"]["SqsManagedSseEnabled"] == "true"
+    [mapping] = [
+        m for m in lam.list_event_source_mappings(FunctionName=outputs["notifier_function_name"])["EventSourceMappings"]
+    ]
+    assert mapping["EventSourceArn"] == webhook_queue["Attributes"]["QueueArn"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert outputs["queue_urls"]["normal"] == outputs["queue_url"]
     assert outputs["event_source_mapping_uuids"]["normal"] == outputs["event_source_mapping_uuid"]
     weights = {
