@@ -123,7 +123,9 @@ def test_functions_match_the_contract_and_the_zips(local_stack, aws, lambda_zips
     assert int(redrive["maxReceiveCount"]) == int(LOCAL["webhook_max_receive_count"])
     assert webhook_queue["Attributes"]["SqsManagedSseEnabled"] == "true"
     [mapping] = [
-        m for m in lam.list_event_source_mappings(FunctionName=outputs["notifier_function_name"])["EventSourceMappings"]
+        m
+        for m in lam.list_event_source_mappings()["EventSourceMappings"]
+        if m["FunctionArn"] == notifier["FunctionArn"]
     ]
     assert mapping["EventSourceArn"] == webhook_queue["Attributes"]["QueueArn"]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
