@@ -104,7 +104,7 @@ def status(c: Context, env: str = "", window: str = "24h", scan_cap: int = 10_00
 @task(
     help={
         "env": ENV_HELP,
-        "function": "api, worker or publisher (default api)",
+        "function": "api, worker, publisher (the events) or notifier (the webhooks; default api)",
         "follow": "keep printing new events until Ctrl-C",
         "since": "start this long ago (30s, 10m, 2h, 1d) or at an ISO time (default 10m)",
         "filter": "only events containing this text",

@@ -73,3 +73,10 @@ events_maximum_record_age_seconds = 3600
 # The operators' topic gets FAILED jobs; COMPLETE ones too when this is true.
 job_events_notify_completions = false
 job_events_email              = null
+# Webhooks (README "Webhooks"). Loopback receivers are allowed here ONLY: the embedded default
+# runs everything on this machine. Never set webhook_allow_loopback in an AWS env's tfvars.
+webhook_allow_loopback       = true
+webhook_timeout_seconds      = 5
+webhook_max_receive_count    = 8
+webhook_backoff_base_seconds = 1
+webhook_backoff_cap_seconds  = 60

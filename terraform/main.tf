@@ -117,6 +117,8 @@ module "compute" {
   quota_submit_burst           = var.quota_submit_burst
   quota_tiers                  = var.quota_tiers
 
+  webhook_allow_loopback = var.webhook_allow_loopback
+
   log_level          = var.log_level
   log_retention_days = var.log_retention_days
 }
@@ -151,4 +153,39 @@ module "monitoring" {
   oldest_message_age_threshold_seconds = var.oldest_message_age_alarm_seconds
   create_alarm_topic                   = var.create_alarm_topic
   alarm_email                          = var.alarm_email
+}
+
+# ---------------------------------------------------------------------------------------
+# Events and notifications (README "Events and notifications")
+# ---------------------------------------------------------------------------------------
+
+module "events" {
+  source = "./modules/events"
+
+  name_prefix = local.name_prefix
+}
+
+module "webhooks" {
+  source = "./modules/webhooks"
+
+  name_prefix  = local.name_prefix
+  bus_name     = module.events.bus_name
+  event_source = "${var.project}.jobs"
+  table_name   = module.storage.table_name
+  table_arn    = module.storage.table_arn
+  zip_path     = var.notifier_zip_path
+  runtime      = var.lambda_runtime
+  architecture = var.lambda_architecture
+
+  max_concurrency         = var.notifier_max_concurrency
+  attempt_timeout_seconds = var.webhook_timeout_seconds
+  max_receive_count       = var.webhook_max_receive_count
+  backoff_base_seconds    = var.webhook_backoff_base_seconds
+  backoff_cap_seconds     = var.webhook_backoff_cap_seconds
+  allow_loopback          = var.webhook_allow_loopback
+  secret_version          = var.webhook_secret_version
+
+  metrics_namespace  = local.name_prefix
+  log_level          = var.log_level
+  log_retention_days = var.log_retention_days
 }

@@ -184,3 +184,30 @@ output "job_events_topic_arn" {
   description = "The operators' SNS topic (FAILED jobs, and COMPLETE ones when job_events_notify_completions)."
   value       = module.events.job_events_topic_arn
 }
+
+# Webhooks (README "Webhooks")
+
+output "webhook_queue_url" {
+  description = "Webhooks queue (events waiting for delivery or their next attempt)."
+  value       = module.webhooks.queue_url
+}
+
+output "webhook_dlq_url" {
+  description = "Webhooks DLQ (events whose every delivery attempt failed)."
+  value       = module.webhooks.dlq_url
+}
+
+output "notifier_function_name" {
+  description = "Name of the webhooks' notifier function."
+  value       = module.webhooks.function_name
+}
+
+output "notifier_log_group" {
+  description = "Log group of the notifier function."
+  value       = module.webhooks.log_group
+}
+
+output "webhook_secret_parameter" {
+  description = "SSM SecureString parameter holding the webhook signing secret."
+  value       = module.webhooks.secret_parameter_name
+}

@@ -32,13 +32,16 @@ provider "aws" {
       cognitoidp     = endpoints.value
       dynamodb       = endpoints.value
       events         = endpoints.value
+      eventbridge    = endpoints.value # the jobs' bus and the webhooks rule
       iam            = endpoints.value
       kms            = endpoints.value
       lambda         = endpoints.value
       s3             = endpoints.value
       scheduler      = endpoints.value
+      secretsmanager = endpoints.value # GetRandomPassword: the webhook signing secret
       sns            = endpoints.value
       sqs            = endpoints.value
+      ssm            = endpoints.value # the webhook signing secret
       sts            = endpoints.value
     }
   }

@@ -131,6 +131,12 @@ variable "publisher_zip_path" {
   default     = "../build/publisher.zip"
 }
 
+variable "notifier_zip_path" {
+  description = "Path of build/notifier.zip, the webhooks' notifier (relative to the terraform/ folder, or absolute)."
+  type        = string
+  default     = "../build/notifier.zip"
+}
+
 variable "lambda_runtime" {
   description = "Lambda runtime of both functions; `invoke package` builds the zips' wheels for it (tooling/packaging.py SUPPORTED_RUNTIMES)."
   type        = string
@@ -431,4 +437,54 @@ variable "job_events_email" {
   description = "E-mail subscribed to the operators' job events topic; null for none."
   type        = string
   default     = null
+}
+
+# Webhooks (README "Webhooks")
+# ---------------------------------------------------------------------------------------
+
+variable "webhook_allow_loopback" {
+  description = "Callback URLs may lead to loopback addresses, over http too: true ONLY on the embedded default (local.tfvars), whose receivers run on the same machine. Never on AWS."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.webhook_allow_loopback || var.aws_endpoint_url != null
+    error_message = "webhook_allow_loopback may be true only on the embedded backend (aws_endpoint_url set): on AWS a callback URL must never reach the function's own loopback."
+  }
+}
+
+variable "webhook_timeout_seconds" {
+  description = "Timeout of each socket operation of a webhook delivery attempt (connect, send, read)."
+  type        = number
+  default     = 5
+}
+
+variable "webhook_max_receive_count" {
+  description = "Delivery attempts of a webhook before its event goes to the webhooks DLQ."
+  type        = number
+  default     = 12
+}
+
+variable "webhook_backoff_base_seconds" {
+  description = "Back-off after a webhook's first failed attempt; doubles per attempt (equal jitter) up to webhook_backoff_cap_seconds."
+  type        = number
+  default     = 30
+}
+
+variable "webhook_backoff_cap_seconds" {
+  description = "Longest back-off between two webhook attempts (at most 43200, the SQS visibility maximum)."
+  type        = number
+  default     = 7200
+}
+
+variable "notifier_max_concurrency" {
+  description = "Maximum concurrency of the notifier's event source mapping (2-1000)."
+  type        = number
+  default     = 5
+}
+
+variable "webhook_secret_version" {
+  description = "Version of the webhook signing secret: raise it to write a new random secret (rotation, README \"Webhooks\")."
+  type        = number
+  default     = 1
 }

@@ -746,8 +746,9 @@ def patch_iam_enforcement() -> None:
       allows: here each request is checked against the ARNs AWS checks (table, index, every
       table of a batch or transaction with the per-item action; log group / log stream;
       schedule ``schedule/<group>/<name>`` or schedule group). The same for DynamoDB Streams
-      (the stream; GetRecords: its shard iterator's stream) and EventBridge PutEvents (the
-      bus of each entry).
+      (the stream; GetRecords: its shard iterator's stream), EventBridge PutEvents (the
+      bus of each entry) and SSM parameter reads (``parameter/<name>``), which moto also
+      checked against ``*``.
     - moto's CreateSchedule/UpdateSchedule never check ``iam:PassRole`` of the target's role,
       which AWS requires of the caller: here they do (against the role's ARN).
     """
@@ -940,6 +941,17 @@ def patch_iam_enforcement() -> None:
     events._authenticate_and_authorize_normal_action = events_authorize
     logs: Any = LogsResponse
     logs._determine_resource = logs_resource
+    # SSM parameters (the webhooks' signing secret): checked against the parameter's ARN.
+    from moto.ssm.responses import SimpleSystemManagerResponse
+
+    def ssm_resource(self: Any) -> str:
+        names = [self._get_param("Name")] if self._get_param("Name") else list(self._get_param("Names") or [])
+        if len(names) != 1 or not isinstance(names[0], str):
+            return "*"
+        return ssm_parameter_arn(names[0], self.region, self.current_account)
+
+    ssm: Any = SimpleSystemManagerResponse
+    ssm._determine_resource = ssm_resource
     scheduler: Any = EventBridgeSchedulerResponse
     scheduler._determine_resource = scheduler_resource
 
@@ -962,6 +974,13 @@ def bus_arn(name: str | None, region: str, account: str) -> str:
     if name and name.startswith("arn:"):
         return name
     return f"arn:aws:events:{region}:{account}:event-bus/{name or 'default'}"
+
+
+def ssm_parameter_arn(name: str, region: str, account: str) -> str:
+    """The ARN AWS authorizes a request on parameter ``name`` against (a name may be an ARN)."""
+    if name.startswith("arn:"):
+        return name
+    return f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}"
 
 
 def scheduler_arn(action: str, path: str, param: Any, region: str, account: str) -> tuple[str, bool]:

@@ -19,7 +19,12 @@ from typing import Any
 
 from tooling.errors import OperatorError
 
-FUNCTIONS = {"api": "api_log_group", "worker": "worker_log_group", "publisher": "publisher_log_group"}
+FUNCTIONS = {
+    "api": "api_log_group",
+    "worker": "worker_log_group",
+    "publisher": "publisher_log_group",
+    "notifier": "notifier_log_group",
+}
 _SINCE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 

@@ -73,10 +73,18 @@ class FunctionSpec:
 
 
 FUNCTIONS: dict[str, FunctionSpec] = {
-    "api": FunctionSpec("api", "jobs.api.lambda_handler", ("jobs/worker.py", "jobs/publisher.py")),
-    "worker": FunctionSpec("worker", "jobs.worker.lambda_handler", ("jobs/api.py", "jobs/publisher.py")),
+    "api": FunctionSpec("api", "jobs.api.lambda_handler", ("jobs/worker.py", "jobs/publisher.py", "jobs/notifier.py")),
+    "worker": FunctionSpec(
+        "worker", "jobs.worker.lambda_handler", ("jobs/api.py", "jobs/publisher.py", "jobs/notifier.py")
+    ),
     # The job status event publisher (the jobs table's stream -> the bus): module events.
-    "publisher": FunctionSpec("publisher", "jobs.publisher.lambda_handler", ("jobs/api.py", "jobs/worker.py")),
+    "publisher": FunctionSpec(
+        "publisher", "jobs.publisher.lambda_handler", ("jobs/api.py", "jobs/worker.py", "jobs/notifier.py")
+    ),
+    # The webhooks' notifier (README "Webhooks").
+    "notifier": FunctionSpec(
+        "notifier", "jobs.notifier.lambda_handler", ("jobs/api.py", "jobs/worker.py", "jobs/publisher.py")
+    ),
 }
 
 

@@ -347,6 +347,7 @@ class TerraformRunner:
             "api_zip_path": str((build_dir / "api.zip").resolve()),
             "worker_zip_path": str((build_dir / "worker.zip").resolve()),
             "publisher_zip_path": str((build_dir / "publisher.zip").resolve()),
+            "notifier_zip_path": str((build_dir / "notifier.zip").resolve()),
             **(variables or {}),
         }
         self.extra_env = dict(extra_env or {})

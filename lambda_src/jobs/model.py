@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from jobs.callbacks import parse_callback_url
 from jobs.errors import InvalidBatch, ValidationError
 from jobs.formats import DEFAULT_FORMAT, ResultFormat
 from jobs.scheduling import DEFAULT_MAX_SCHEDULE_DAYS, ScheduleRequest, schedule_from
@@ -25,8 +26,10 @@ IDEMPOTENCY_KEY_MAX_CHARS = 128
 LIMIT_DEFAULT = 50
 LIMIT_MAX = 100
 REQUIRED_FIELDS = ("name", "action", "context1", "context2")
-OPTIONAL_FIELDS = ("format", "run_at", "delay_seconds", "priority")
+OPTIONAL_FIELDS = ("format", "run_at", "delay_seconds", "priority", "callback_url")
 BATCH_MAX_JOBS = 100
+# What GET /job shows of a job's webhook delivery state (the rest is the notifier's bookkeeping).
+WEBHOOK_VIEW_FIELDS = ("state", "attempts", "lastAttemptAt", "lastError", "deliveredAt")
 
 # (action, context1, context2) -> None, or a ValidationError: what an action says of its inputs
 InputCheck = Callable[[str, str, str], None]
@@ -103,6 +106,9 @@ class NewJob:
     format: ResultFormat = DEFAULT_FORMAT
     schedule: ScheduleRequest | None = None  # a due time in the future: the job starts SCHEDULED
     priority: Priority = DEFAULT_PRIORITY
+    # Where to POST the job's final status (README "Webhooks"); its form is checked here, where
+    # it leads by the service (jobs.callbacks.check_callback_url), which resolves it.
+    callback_url: str | None = None
 
     @classmethod
     def from_body(
@@ -172,7 +178,17 @@ class NewJob:
             check_inputs(data["action"], data["context1"], data["context2"])
         schedule = schedule_from(data, now or utc_now(), max_schedule_days)
         priority = parse_priority(data["priority"]) if "priority" in data else DEFAULT_PRIORITY
-        return cls(data["name"], data["action"], data["context1"], data["context2"], result_format, schedule, priority)
+        callback_url = parse_callback_url(data["callback_url"]) if "callback_url" in data else None
+        return cls(
+            data["name"],
+            data["action"],
+            data["context1"],
+            data["context2"],
+            result_format,
+            schedule,
+            priority,
+            callback_url,
+        )
 
     def fingerprint(self) -> str:
         """A digest of the request, to tell a replay from a different request under the same key.
@@ -190,6 +206,8 @@ class NewJob:
             fields.append(self.schedule.given)
         if self.priority is not DEFAULT_PRIORITY:
             fields.append(f"priority={self.priority.value}")
+        if self.callback_url is not None:
+            fields.append(f"callback_url={self.callback_url}")
         canonical = json.dumps(fields, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -319,6 +337,11 @@ class Job:
     # {"fraction", "message", "updatedAt"}, and when DELETE /job asked to stop the running job.
     progress: dict[str, Any] | None = None
     cancel_requested_at: str | None = None
+    # Webhooks (README "Webhooks"): where the final status is POSTed, and how that went, as the
+    # notifier records it: {"state": pending|delivered|failed, "attempts", "lastAttemptAt",
+    # "lastError", "deliveredAt", "eventId", "changedAt"}.
+    callback_url: str | None = None
+    webhook: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def result_key(self) -> str:
@@ -363,6 +386,10 @@ class Job:
             view["progress"] = {k: self.progress[k] for k in ("fraction", "message", "updatedAt") if k in self.progress}
         if self.cancel_requested_at:
             view["cancel_requested_at"] = self.cancel_requested_at
+        if self.callback_url:
+            view["callback_url"] = self.callback_url
+        if self.webhook:
+            view["webhook"] = {k: v for k, v in self.webhook.items() if k in WEBHOOK_VIEW_FIELDS}
         if result_url:
             view["result_url"] = result_url
         return view

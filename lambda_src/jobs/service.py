@@ -17,12 +17,14 @@ from typing import TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from jobs.actions import ActionInput, action_formats, check_inputs, run_action
+from jobs.callbacks import Resolver, check_callback_url, system_resolver
 from jobs.errors import (
     Busy,
     Conflict,
     EnqueueFailed,
     Forbidden,
     IdempotencyKeyReused,
+    InvalidBatch,
     JobNotFound,
     PoisonMessage,
     TooManyRequests,
@@ -118,12 +120,19 @@ class JobService:
         results: ResultBucket,
         queue: JobQueue,
         scheduler: JobScheduler | None = None,
+        resolver: Resolver = system_resolver,
     ) -> None:
         self.settings = settings
         self.table = table
         self.results = results
         self.queue = queue
         self.scheduler = scheduler  # None: a job that needs a schedule cannot be submitted (503)
+        self.resolver = resolver  # where callback URLs' hosts lead (jobs.callbacks)
+
+    def check_callback(self, request: NewJob) -> None:
+        """A job's callback URL must lead to an address a webhook may reach (400 otherwise)."""
+        if request.callback_url is not None:
+            check_callback_url(request.callback_url, self.settings.webhook_allow_loopback, self.resolver)
 
     def submit(
         self,
@@ -140,6 +149,7 @@ class JobService:
         """
         now = utc_now()
         request = NewJob.from_body(body, action_formats(), now, self.settings.max_schedule_days, check_inputs)
+        self.check_callback(request)
         self.check_priority(request.priority, groups)
         limits = limits or self.settings.quota_defaults
         job = self._new_job(owner_id, request, now)
@@ -196,6 +206,7 @@ class JobService:
             expires_at=int((kept_from + timedelta(days=self.settings.retention_days)).timestamp()),
             run_at=run_at,
             schedule_name=schedule,
+            callback_url=request.callback_url,
         )
 
     def _admit(
@@ -266,6 +277,17 @@ class JobService:
         queued, it is an EnqueueFailed like a single job's."""
         now = utc_now()
         requests = parse_batch(body, action_formats(), now, self.settings.max_schedule_days, check_inputs)
+        bad_callbacks: list[dict[str, object]] = []
+        for index, request in enumerate(requests):
+            try:
+                self.check_callback(request)
+            except ValidationError as exc:
+                bad_callbacks.append({"index": index, "error": exc.code, "message": exc.message})
+        if bad_callbacks:
+            raise InvalidBatch(
+                f"{len(bad_callbacks)} of {len(requests)} jobs are invalid (see items); nothing was submitted",
+                bad_callbacks,
+            )
         for index, request in enumerate(requests):
             try:
                 self.check_priority(request.priority, groups)

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 from jobs.model import Priority
 from jobs.quotas import Limits, QuotaConfigError, is_group_name, parse_tiers
@@ -56,6 +57,9 @@ class Settings:
     scheduler_role_arn: str = ""
     max_schedule_days: int = DEFAULT_MAX_SCHEDULE_DAYS
     schedule_delay_threshold_seconds: int = SQS_MAX_DELAY_SECONDS
+    # Callback URLs may lead to loopback addresses, over http too (WEBHOOK_ALLOW_LOOPBACK: true
+    # only on the embedded default, where the receivers run on this machine; never on AWS).
+    webhook_allow_loopback: bool = False
 
     @property
     def queue_url(self) -> str:
@@ -154,7 +158,16 @@ class Settings:
             scheduler_role_arn=required("SCHEDULER_ROLE_ARN"),
             max_schedule_days=bounded_int("MAX_SCHEDULE_DAYS", 1, MAX_SCHEDULE_DAYS_LIMIT),
             schedule_delay_threshold_seconds=bounded_int("SCHEDULE_DELAY_THRESHOLD_SECONDS", 0, SQS_MAX_DELAY_SECONDS),
+            webhook_allow_loopback=flag(env, "WEBHOOK_ALLOW_LOOPBACK"),
         )
+
+
+def flag(env: Mapping[str, str], name: str) -> bool:
+    """A true/false variable; absent: false (the safe side)."""
+    raw = env.get(name, "").strip().lower()
+    if raw not in ("", "true", "false"):
+        raise SettingsError(f"environment variable {name} must be true or false, got {raw[:16]!r}")
+    return raw == "true"
 
 
 @cache
@@ -196,3 +209,62 @@ class EventSettings:
 def get_event_settings() -> EventSettings:
     """The publisher's settings, read once."""
     return EventSettings.from_env()
+
+
+# ------------------------------------------------------------------------------------------
+# The notifier (jobs.notifier): its own settings, its own environment (README "Webhooks").
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NotifierSettings:
+    table_name: str
+    queue_url: str  # the webhooks queue: a failed record's visibility is set there (back-off)
+    secret_parameter: str  # the SSM SecureString holding the signing secret
+    timeout_seconds: float  # per attempt: connect, send and read the answer
+    max_receive_count: int  # the webhooks queue's: the attempt that fails at this count is the last
+    backoff_base_seconds: int
+    backoff_cap_seconds: int
+    allow_loopback: bool = False
+    secret_max_age_seconds: int = 300  # how long a read of the secret is cached
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> NotifierSettings:
+        env = os.environ if env is None else env
+
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                raise SettingsError(f"environment variable {name} is required but not set")
+            return value
+
+        def bounded(name: str, low: float, high: float, kind: type = int) -> Any:
+            raw = required(name)
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise SettingsError(f"environment variable {name} must be a number, got {raw!r}") from None
+            if not low <= value <= high:
+                raise SettingsError(f"environment variable {name} must be from {low:g} to {high:g}, got {value}")
+            return value
+
+        base = bounded("WEBHOOK_BACKOFF_BASE_SECONDS", 0, 43_200)
+        cap = bounded("WEBHOOK_BACKOFF_CAP_SECONDS", 0, 43_200)  # SQS's longest visibility timeout
+        if cap < base:
+            raise SettingsError(f"WEBHOOK_BACKOFF_CAP_SECONDS ({cap}) is below WEBHOOK_BACKOFF_BASE_SECONDS ({base})")
+        return cls(
+            table_name=required("JOBS_TABLE_NAME"),
+            queue_url=required("WEBHOOK_QUEUE_URL"),
+            secret_parameter=required("WEBHOOK_SECRET_PARAMETER"),
+            timeout_seconds=bounded("WEBHOOK_TIMEOUT_SECONDS", 0.1, 60, float),
+            max_receive_count=bounded("WEBHOOK_MAX_RECEIVE_COUNT", 1, 1000),
+            backoff_base_seconds=base,
+            backoff_cap_seconds=cap,
+            allow_loopback=flag(env, "WEBHOOK_ALLOW_LOOPBACK"),
+        )
+
+
+@cache
+def get_notifier_settings() -> NotifierSettings:
+    """The notifier's settings, read once."""
+    return NotifierSettings.from_env()

@@ -82,6 +82,8 @@ _FIELDS = {
     "schedule_name": "schedule_name",  # its EventBridge Scheduler schedule, if it has one
     "progress": "progress",  # written by the running job's worker (record_progress)
     "cancel_requested_at": "cancelRequestedAt",  # DELETE /job of a PROCESSING job (request_cancel)
+    "callback_url": "callbackUrl",  # where the notifier POSTs the final status (README "Webhooks")
+    "webhook": "webhook",  # the notifier's delivery state (jobs.webhook_store)
 }
 # What a listing reads: everything but the job's inputs (placeholders for reserved words).
 _PLACEHOLDERS = {attr: placeholder for placeholder, attr in _NAMES.items()}
@@ -128,6 +130,8 @@ def _from_item(item: dict[str, Any]) -> Job:
     ]
     if isinstance(kwargs.get("progress"), dict):
         kwargs["progress"] = {k: float(v) if isinstance(v, Decimal) else v for k, v in kwargs["progress"].items()}
+    if isinstance(kwargs.get("webhook"), dict):
+        kwargs["webhook"] = {k: int(v) if k == "attempts" else v for k, v in kwargs["webhook"].items()}
     kwargs.setdefault("context1", "")
     kwargs.setdefault("context2", "")
     return Job(**kwargs)

@@ -43,6 +43,12 @@ E2E_VARIABLES: dict[str, Any] = {
     "worker_timeout_seconds": E2E_WORKER_TIMEOUT,
     "quota_tiers": E2E_QUOTA_TIERS,
     "schedule_delay_threshold_seconds": E2E_SCHEDULE_DELAY_THRESHOLD,
+    # Webhooks (tests/e2e/test_webhooks.py): 4 attempts, back-off ~1 s then ~2 s, 1 s per socket
+    # operation, so a failing receiver reaches the webhooks DLQ within seconds.
+    "webhook_timeout_seconds": 1,
+    "webhook_max_receive_count": 4,
+    "webhook_backoff_base_seconds": 1,
+    "webhook_backoff_cap_seconds": 2,
 }
 
 

@@ -98,7 +98,37 @@ def test_functions_match_the_contract_and_the_zips(local_stack, aws, lambda_zips
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAMES[name],
             "POWERTOOLS_METRICS_NAMESPACE": "jobs-local",
             "POWERTOOLS_LOG_LEVEL": LOCAL["log_level"],
+            "WEBHOOK_ALLOW_LOOPBACK": LOCAL["webhook_allow_loopback"],  # true here only (README "Webhooks")
         }
+    # the webhooks' notifier: its own environment and its mapping (README "Webhooks")
+    notifier = lam.get_function_configuration(FunctionName=outputs["notifier_function_name"])
+    assert notifier["Handler"] == "jobs.notifier.lambda_handler" and notifier["Runtime"] == RUNTIME
+    assert notifier["CodeSha256"] == code_sha256(lambda_zips["notifier"])
+    assert notifier["TracingConfig"]["Mode"] == "Active" and notifier["LoggingConfig"]["LogFormat"] == "JSON"
+    assert notifier["Environment"]["Variables"] == {
+        "JOBS_TABLE_NAME": outputs["table_name"],
+        "WEBHOOK_QUEUE_URL": outputs["webhook_queue_url"],
+        "WEBHOOK_SECRET_PARAMETER": outputs["webhook_secret_parameter"],
+        "WEBHOOK_TIMEOUT_SECONDS": LOCAL["webhook_timeout_seconds"],
+        "WEBHOOK_MAX_RECEIVE_COUNT": LOCAL["webhook_max_receive_count"],
+        "WEBHOOK_BACKOFF_BASE_SECONDS": LOCAL["webhook_backoff_base_seconds"],
+        "WEBHOOK_BACKOFF_CAP_SECONDS": LOCAL["webhook_backoff_cap_seconds"],
+        "WEBHOOK_ALLOW_LOOPBACK": LOCAL["webhook_allow_loopback"],
+        "POWERTOOLS_SERVICE_NAME": "jobs-notifier",
+        "POWERTOOLS_METRICS_NAMESPACE": "jobs-local",
+        "POWERTOOLS_LOG_LEVEL": LOCAL["log_level"],
+    }
+    webhook_queue = aws("sqs").get_queue_attributes(QueueUrl=outputs["webhook_queue_url"], AttributeNames=["All"])
+    redrive = json.loads(webhook_queue["Attributes"]["RedrivePolicy"])
+    assert int(redrive["maxReceiveCount"]) == int(LOCAL["webhook_max_receive_count"])
+    assert webhook_queue["Attributes"]["SqsManagedSseEnabled"] == "true"
+    [mapping] = [
+        m
+        for m in lam.list_event_source_mappings()["EventSourceMappings"]
+        if m["FunctionArn"] == notifier["FunctionArn"]
+    ]
+    assert mapping["EventSourceArn"] == webhook_queue["Attributes"]["QueueArn"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert outputs["queue_urls"]["normal"] == outputs["queue_url"]
     assert outputs["event_source_mapping_uuids"]["normal"] == outputs["event_source_mapping_uuid"]
     weights = {
@@ -292,6 +322,68 @@ def test_the_event_publisher_reads_only_its_stream_and_puts_only_on_its_bus(loca
     assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rule["Arn"]}}
     [target] = events.list_targets_by_rule(Rule=rule["Name"], EventBusName="jobs-local-events")["Targets"]
     assert target["Arn"] == outputs["job_events_topic_arn"]
+
+
+def test_the_notifier_role_reads_its_secret_consumes_its_queue_and_writes_only_the_webhook_state(local_stack, aws):
+    """README "Webhooks": the notifier's own role, least privilege."""
+    _, outputs = local_stack
+    iam = aws("iam")
+    role = "jobs-local-notifier-us-east-1-role"
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+    [policy_name] = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    doc = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+    doc = doc if isinstance(doc, dict) else json.loads(doc)
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    listed = lambda v: sorted(v if isinstance(v, list) else [v])  # noqa: E731
+    queue_arn = aws("sqs").get_queue_attributes(QueueUrl=outputs["webhook_queue_url"], AttributeNames=["QueueArn"])
+    assert listed(by_sid["ConsumeWebhooks"]["Resource"]) == [queue_arn["Attributes"]["QueueArn"]]
+    assert listed(by_sid["ConsumeWebhooks"]["Action"]) == [
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
+    ]
+    secret = f"arn:aws:ssm:us-east-1:123456789012:parameter{outputs['webhook_secret_parameter']}"
+    assert (by_sid["ReadSigningSecret"]["Action"], by_sid["ReadSigningSecret"]["Resource"]) == (
+        "ssm:GetParameter",
+        secret,
+    )
+    decrypt = by_sid["DecryptSigningSecret"]
+    assert decrypt["Action"] == "kms:Decrypt"
+    assert decrypt["Condition"]["StringEquals"] == {
+        "kms:ViaService": "ssm.us-east-1.amazonaws.com",
+        "kms:EncryptionContext:PARAMETER_ARN": secret,
+    }
+    table_arn = aws("dynamodb").describe_table(TableName=outputs["table_name"])["Table"]["TableArn"]
+    state = by_sid["RecordDeliveryState"]
+    assert (state["Action"], state["Resource"]) == ("dynamodb:UpdateItem", table_arn)
+    assert listed(state["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == [
+        "job_id",
+        "owner_id",
+        "webhook",
+    ]
+    actions = {a for s in doc["Statement"] for a in listed(s["Action"])}
+    assert not actions & {
+        "dynamodb:PutItem",
+        "dynamodb:GetItem",
+        "dynamodb:DeleteItem",
+        "sqs:SendMessage",
+        "s3:GetObject",
+    }
+    for statement in doc["Statement"]:
+        if listed(statement["Resource"]) == ["*"]:
+            assert all(a.startswith("xray:") for a in listed(statement["Action"])), statement
+    # the secret is a SecureString; the queue takes messages from the webhooks rule only
+    parameter = aws("ssm").get_parameter(Name=outputs["webhook_secret_parameter"], WithDecryption=True)["Parameter"]
+    assert parameter["Type"] == "SecureString" and len(parameter["Value"]) == 48
+    policy = json.loads(
+        aws("sqs").get_queue_attributes(QueueUrl=outputs["webhook_queue_url"], AttributeNames=["Policy"])["Attributes"][
+            "Policy"
+        ]
+    )
+    [statement] = policy["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"].endswith(":rule/jobs-local-events/jobs-local-webhooks")
 
 
 def test_storage_and_queues(local_stack, aws):

@@ -39,6 +39,7 @@ NAME_LIMITS: dict[str, tuple[str, int]] = {
     "aws_scheduler_schedule_group": ("name", 64),
     "aws_cloudwatch_event_bus": ("name", 256),
     "aws_cloudwatch_event_rule": ("name", 64),
+    "aws_ssm_parameter": ("name", 2048),
 }
 # Named resources whose names have no documented length limit.
 UNLIMITED = {"aws_api_gateway_rest_api", "aws_api_gateway_authorizer", "aws_api_gateway_request_validator"}
@@ -131,7 +132,9 @@ def test_account_global_names_differ_between_two_regions(region_plans):
     }
     long_region, us_east_1 = by_region[LONG_REGION], by_region["us-east-1"]
     roles = [a for a in long_region if ".aws_iam_role." in a]
-    assert len(roles) == 5, roles  # api, worker, API Gateway's logging role, the scheduler's, the event publisher's
+    assert len(roles) == 6, (
+        roles
+    )  # api, worker, API Gateway's logging role, the scheduler's, the event publisher's, the notifier's
     assert set(long_region) == set(us_east_1)
     for address, name in long_region.items():
         assert name != us_east_1[address], address
@@ -140,3 +143,4 @@ def test_account_global_names_differ_between_two_regions(region_plans):
     assert us_east_1["module.api.aws_iam_role.cloudwatch[0]"] == f"{PROJECT}-{ENV}-apigw-logs-us-east-1-role"
     assert long_region["module.scheduling.aws_iam_role.scheduler"] == f"{PROJECT}-{ENV}-scheduler-{LONG_REGION}-role"
     assert long_region["module.events.aws_iam_role.publisher"] == f"{PROJECT}-{ENV}-publisher-{LONG_REGION}-role"
+    assert long_region["module.webhooks.aws_iam_role.notifier"] == f"{PROJECT}-{ENV}-notifier-{LONG_REGION}-role"

@@ -86,6 +86,7 @@ def test_root_module_only_wires_modules():
         "compute",
         "scheduling",
         "events",
+        "webhooks",
         "api",
         "monitoring",
     }

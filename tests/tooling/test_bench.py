@@ -314,6 +314,7 @@ def tiny_run(tmp_path_factory):
             listing_samples=3,
             cold_runs=1,
             schedule_jobs=4,
+            webhook_jobs=4,
             command="pytest tiny run",
             fair_a_jobs=40,
             fair_b_jobs=3,
@@ -338,6 +339,9 @@ def test_tiny_run_writes_every_figure(tiny_run):
         assert isinstance(stack["submit_to_complete"][key], float)
     assert stack["accepted"] == JOBS and stack["completed"] == JOBS
     assert figures["floor"]["completed"] == JOBS
+    webhooks = figures["webhooks"]  # README "Webhooks": status change -> webhook received
+    assert webhooks["delivered"] == 4 and isinstance(webhooks["change_to_webhook"]["p95_ms"], float)
+    assert webhooks["cost_first_attempt"]["usd_per_million_webhooks"] > 0
     listing = figures["listing"]
     assert listing["other_jobs"] == 200 and listing["empty"]["page_size"] == 50 == listing["big"]["page_size"]
     cold = figures["cold_start"]

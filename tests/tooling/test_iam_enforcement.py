@@ -388,3 +388,24 @@ def test_only_the_scheduler_service_assumes_a_scheduler_role_which_sends_to_its_
     assert _code(refused) == "AccessDenied"
     with pytest.raises(ClientError):  # the service identity itself only assumes roles
         _client(backend, "sqs", SCHEDULER_SERVICE_CREDENTIALS).send_message(QueueUrl=mine, MessageBody="x")
+
+
+def test_ssm_parameters_are_checked_against_the_parameter(
+    backend: EmbeddedBackend, access: AwsAccess, unique: str
+) -> None:
+    """The notifier may read its signing secret and no other parameter (README "Webhooks")."""
+    ssm = access.client("ssm")
+    mine_name, other_name = f"/{unique}/webhooks/signing-secret", f"/{unique}/other"
+    for name in (mine_name, other_name):
+        ssm.put_parameter(Name=name, Value=f"value of {name}", Type="SecureString")
+    arn = f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter{mine_name}"
+    role = _role(access, f"ssm-{unique}", [{"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": arn}])
+    mine = _client(backend, "ssm", _as_role(backend, role))
+    assert mine.get_parameter(Name=mine_name, WithDecryption=True)["Parameter"]["Value"] == f"value of {mine_name}"
+    for call in (
+        lambda: mine.get_parameter(Name=other_name, WithDecryption=True),  # another parameter
+        lambda: mine.put_parameter(Name=mine_name, Value="x", Type="SecureString", Overwrite=True),  # not granted
+    ):
+        with pytest.raises(ClientError) as denied:
+            call()
+        assert _code(denied) == "AccessDeniedException"

@@ -49,7 +49,7 @@ def test_two_builds_give_identical_bytes(tmp_path):
     for artifact in first:
         artifact.path.unlink()
     second = build_all(LambdaTarget("python3.12", "arm64"), build_dir=tmp_path)
-    assert {a.function for a in second} == {"api", "worker", "publisher"}
+    assert {a.function for a in second} == {"api", "worker", "publisher", "notifier"}
     for artifact in second:
         assert artifact.path.read_bytes() == first_bytes[artifact.function]
         assert artifact.sha256_b64 == code_sha256(artifact.path)
@@ -114,7 +114,7 @@ def test_invoke_package_prints_each_zip_with_size_and_hash():
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "packaging for arm64, python3.12 (env local)"
-    for function in ("api", "worker", "publisher"):
+    for function in ("api", "worker", "publisher", "notifier"):
         path = ROOT / "build" / f"{function}.zip"
         pattern = rf"^  {function}\s+build/{function}\.zip  [\d,]+ KiB  sha256=(\S+)$"
         found = [m for m in (re.match(pattern, ln) for ln in lines) if m]
@@ -213,7 +213,7 @@ def test_package_env_runs_pip_for_the_env_target(tmp_path, monkeypatch):
             "fake-1.0.dist-info/WHEEL",
         }
         assert f"jobs/{artifact.function}.py" in names and "requirements.txt" not in names
-    assert [ln.split()[0] for ln in lines[1:]] == ["api", "worker", "publisher"]
+    assert [ln.split()[0] for ln in lines[1:]] == ["api", "worker", "publisher", "notifier"]
 
 
 # ---------------------------------------------------------------------------------- the lock

@@ -34,6 +34,7 @@ PRICES: tuple[Price, ...] = (
     Price("s3_put", "S3", "Standard PUT/COPY/POST/LIST requests", 0.005, "1,000 requests"),
     Price("s3_get", "S3", "Standard GET/SELECT requests", 0.0004, "1,000 requests"),
     Price("logs_ingest", "CloudWatch Logs", "standard log ingestion", 0.50, "GB"),
+    Price("eventbridge_event", "EventBridge", "custom events published (rule deliveries free)", 1.00, "1M events"),
 )
 PRICE = {p.key: p.usd for p in PRICES}
 
@@ -99,5 +100,61 @@ def estimate(
             "prices_as_of": PRICES_AS_OF,
             "excluded": "storage (DynamoDB, S3, logs), data transfer, X-Ray traces, API Gateway access logs, "
             "free tiers, reading results back",
+        },
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# Webhooks (README "Webhooks"): what one delivered webhook adds to a job, by construction.
+# ------------------------------------------------------------------------------------------
+
+
+def webhook_requests(attempts: int = 1, batch_size: int = 5) -> dict[str, float]:
+    """AWS requests one webhook makes when delivered at attempt ``attempts``: the rule's
+    SendMessage (its PutEvents is the event publisher's, counted once per status change), per
+    attempt a ReceiveMessage share and the notifier's UpdateItems (``jobs.webhook_store``), a
+    ChangeMessageVisibility per failed attempt, the DeleteMessage, and one notifier invocation
+    share per attempt."""
+    return {
+        "sqs_requests": 1 + attempts / batch_size + (attempts - 1) + 1,
+        "lambda_invocations": attempts / batch_size,
+        # the first attempt: begin + outcome; each retry: begin's fresh write (its condition
+        # fails, still 1 write), its update of the attempt count, the outcome
+        "ddb_update": 2.0 + 3.0 * (attempts - 1),
+    }
+
+
+def webhook_estimate(
+    attempts: int = 1,
+    batch_size: int = 5,
+    seconds_per_attempt: float = 0.2,
+    memory_mb: int = 256,
+    architecture: str = "arm64",
+    item_kb: float = 1.0,
+) -> dict[str, Any]:
+    """USD per million webhooks (and requests per webhook): SQS, Lambda requests and compute
+    (``seconds_per_attempt``: mostly the receiver's answer time), DynamoDB writes (the
+    ``webhook`` map is projected into the status index: 2 WRU per KB per write)."""
+    requests = webhook_requests(attempts, batch_size)
+    gb_s = attempts * seconds_per_attempt * memory_mb / 1024
+    gb_s_price = PRICE["lambda_gb_s_arm64" if architecture == "arm64" else "lambda_gb_s_x86_64"]
+    wru = requests["ddb_update"] * 2 * max(1, math.ceil(item_kb))
+    lines = {
+        "SQS requests": requests["sqs_requests"] * PRICE["sqs_request"],
+        "Lambda requests": requests["lambda_invocations"] * PRICE["lambda_request"],
+        "Lambda compute": gb_s * 1e6 * gb_s_price,
+        "DynamoDB writes": wru * PRICE["ddb_wru"],
+    }
+    return {
+        "aws_requests_per_webhook": round(sum(requests.values()), 2),
+        "usd_per_million_webhooks": round(sum(lines.values()), 2),
+        "breakdown_usd_per_million_webhooks": {k: round(v, 3) for k, v in lines.items()},
+        "assumptions": {
+            "attempts": attempts,
+            "batch_size": batch_size,
+            "seconds_per_attempt": seconds_per_attempt,
+            "memory_mb": memory_mb,
+            "architecture": architecture,
+            "wru_per_webhook": wru,
         },
     }

@@ -28,7 +28,19 @@ from botocore.config import Config
 
 from tooling import local_stack, packaging
 from tooling.aws_access import LOCAL_CREDENTIALS
-from tooling.bench import coldstart, counting, floor, flow, listing, load, prices, records, report, scheduling
+from tooling.bench import (
+    coldstart,
+    counting,
+    floor,
+    flow,
+    listing,
+    load,
+    prices,
+    records,
+    report,
+    scheduling,
+    webhooks,
+)
 from tooling.bench import variables as variables_mod
 from tooling.bench.stats import ratio, summary_ms
 from tooling.embedded_backend import COUNT_REQUESTS_ENV
@@ -52,6 +64,7 @@ class BenchConfig:
     seed_budget_s: float = 900.0
     completion_timeout_s: float | None = None  # default: 120 s + 1 s per job
     schedule_jobs: int = 20  # scheduled jobs whose start is measured against run_at (0: skip)
+    webhook_jobs: int = 20  # jobs with a callback URL: status change -> webhook received (0: skip)
     skip_flow: bool = False
     fair_a_jobs: int = 1000  # fairness: user A's backlog, submitted at once
     fair_b_jobs: int = 10  # then user B's jobs
@@ -160,7 +173,7 @@ def _clients(endpoint: str, region: str, app_id: str, pool: int) -> dict[str, An
         "s3": {"addressing_style": "path"},
     }
     config = Config(**settings)
-    services = ("dynamodb", "sqs", "s3", "lambda", "cognito-idp")
+    services = ("dynamodb", "sqs", "s3", "lambda", "cognito-idp", "events")
     return {s: session.client(s, endpoint_url=endpoint, config=config) for s in services}  # type: ignore[call-overload]
 
 
@@ -385,6 +398,12 @@ def run(config: BenchConfig, out: Out = print) -> dict[str, Any]:
                     "scheduling measured the SQS-delay path (threshold "
                     f"{threshold} s); --var schedule_delay_threshold_seconds=2 measures EventBridge Scheduler schedules"
                 )
+        # ---- webhooks (README "Webhooks") -----------------------------------------------------
+        if config.webhook_jobs > 0 and "event_bus_name" in outputs:
+            out(f"webhooks: {config.webhook_jobs} jobs with a callback URL, status change -> webhook received ...")
+            figures["webhooks"] = webhooks.measure(stack.api_url, clients, config.webhook_jobs, aws, outputs, out)
+            figures["webhooks"]["cost_first_attempt"] = prices.webhook_estimate(attempts=1)
+            figures["webhooks"]["cost_fourth_attempt"] = prices.webhook_estimate(attempts=4)
         # ---- flow control -----------------------------------------------------------------
         if not config.skip_flow:
             figures["flow"] = _flow(stack, aws, table, functions["api"], config, tap, out)

@@ -23,7 +23,7 @@ from tooling.terraform import TERRAFORM_DIR
 
 VARIABLES_TF = TERRAFORM_DIR / "variables.tf"
 # Set by the tooling itself on every deploy: the built zips and the embedded backend's endpoint.
-RESERVED = {"api_zip_path", "worker_zip_path", "publisher_zip_path", "aws_endpoint_url"}
+RESERVED = {"api_zip_path", "worker_zip_path", "publisher_zip_path", "notifier_zip_path", "aws_endpoint_url"}
 _DECLARATION = re.compile(r'^variable\s+"([A-Za-z_][A-Za-z0-9_-]*)"\s*\{(.*?)^\}', re.M | re.S)
 _TYPE = re.compile(r"^\s*type\s*=\s*(.+?)\s*$", re.M)
 _TODO = "use --var NAME=VALUE with a variable of terraform/variables.tf, e.g. --var worker_batch_size=1"

@@ -52,6 +52,7 @@ locals {
     SCHEDULE_DELAY_THRESHOLD_SECONDS = tostring(var.schedule_delay_threshold_seconds)
     POWERTOOLS_METRICS_NAMESPACE     = var.metrics_namespace
     POWERTOOLS_LOG_LEVEL             = var.log_level
+    WEBHOOK_ALLOW_LOOPBACK           = tostring(var.webhook_allow_loopback) # callback URL check (README "Webhooks")
     }, var.high_priority_group == null || var.high_priority_group == "" ? {} : {
     HIGH_PRIORITY_GROUP = var.high_priority_group # absent: nobody may submit high
   })

@@ -426,3 +426,9 @@ variable "schedule_delay_threshold_seconds" {
     error_message = "schedule_delay_threshold_seconds must be a whole number from 0 to 900 (SQS's maximum DelaySeconds)."
   }
 }
+
+variable "webhook_allow_loopback" {
+  description = "The api accepts callback URLs that lead to loopback addresses (WEBHOOK_ALLOW_LOOPBACK): only on the embedded default."
+  type        = bool
+  default     = false
+}
