@@ -31,8 +31,7 @@ provider "aws" {
       cloudwatchlogs = endpoints.value
       cognitoidp     = endpoints.value
       dynamodb       = endpoints.value
-      events         = endpoints.value
-      eventbridge    = endpoints.value # the jobs' bus and the webhooks rule
+      eventbridge    = endpoints.value # the jobs' bus, its rules, the webhooks rule
       iam            = endpoints.value
       kms            = endpoints.value
       lambda         = endpoints.value
