@@ -187,7 +187,7 @@ def test_plan_methods_take_id_tokens_without_scopes(env_plan):
     assert tfvars(env)["api_authorization_scopes"] == "[]"
     methods = _api_parts(planned_resources(plan), "method")
     routes = {a: v for a, v in methods.items() if v["http_method"] != "OPTIONS"}
-    assert len(routes) == 6  # POST/GET/DELETE /job, GET /jobs, GET /quota, POST /jobs/batch
+    assert len(routes) == 7  # POST/GET/DELETE /job, GET /jobs, GET /quota, POST /jobs/batch, GET /actions
     for address, values in routes.items():
         assert values["authorization"] == "COGNITO_USER_POOLS", address
         assert not values.get("authorization_scopes"), address
@@ -208,8 +208,9 @@ def test_api_authorization_scopes_go_on_every_authorized_method(make_runner, tmp
     methods = _api_parts(planned_resources(runner.show_plan(plan_file)), "method")
     by_verb = {(a.split('"')[1], v["http_method"]): v for a, v in methods.items()}
     routes = {k: v for k, v in by_verb.items() if k[1] != "OPTIONS"}
-    # + an OPTIONS preflight per path (job, jobs, quota, jobs/batch)
-    assert len(routes) == 6 and len(by_verb) == 10
+    # + an OPTIONS preflight per path (job, jobs, quota, jobs/batch, actions)
+    assert len(routes) == 7 and len(by_verb) == 12
+    assert ("actions", "GET") in routes and ("actions", "OPTIONS") in by_verb
     for key, values in routes.items():
         assert values["authorization"] == "COGNITO_USER_POOLS", key
         assert sorted(values["authorization_scopes"]) == sorted(scopes), key
