@@ -147,3 +147,18 @@ output "scheduler_role_arn" {
   description = "Role the jobs' schedules act as (may only send to the job queues and the DLQ)."
   value       = module.scheduling.scheduler_role_arn
 }
+
+output "console_url" {
+  description = "URL of the web console on CloudFront (null when console_enabled is false; the embedded default serves it on loopback)."
+  value       = var.console_enabled ? module.web[0].console_url : null
+}
+
+output "console_bucket_name" {
+  description = "Bucket of the web console's files (invoke deploy uploads them and config.json)."
+  value       = var.console_enabled ? module.web[0].bucket_name : null
+}
+
+output "console_distribution_id" {
+  description = "CloudFront distribution of the web console (invoke deploy invalidates it after an upload)."
+  value       = var.console_enabled ? module.web[0].distribution_id : null
+}

@@ -147,6 +147,18 @@ def test_console_from_sign_in_to_sign_out(stack: LocalStack, make_user: Callable
     page.get_by_role("button", name="Back to the list").click()
     page.get_by_label("Now").check()
 
+    # a CSV file of jobs goes in as one batch (a quoted cell may hold a comma)
+    page.get_by_text("Submit many jobs from a file").click()
+    csv = 'name,action,context1,context2,format\nconsole-batch-1,demo,"a, b",c,\nconsole-batch-2,word-count,x y,y,csv\n'
+    page.get_by_label("File of jobs").set_input_files(
+        files=[{"name": "jobs.csv", "mimeType": "text/csv", "buffer": csv.encode()}]
+    )
+    expect(page.locator("#batch-summary")).to_contain_text("2 job(s) read from jobs.csv")
+    page.get_by_role("button", name="Submit the file's jobs").click()
+    expect(page.locator("#batch-summary")).to_contain_text("2 of 2 job(s) submitted")
+    expect(row(page, "console-batch-")).to_have_count(2)
+    expect(row(page, "console-batch-1").locator(".status")).to_have_text("COMPLETE", timeout=WAIT_MS)
+
     # a validation error shows the API's message
     fill_job(page, "   ")
     page.get_by_role("button", name="Submit job").click()

@@ -79,7 +79,16 @@ def test_only_the_aws_provider_is_used():
 def test_root_module_only_wires_modules():
     main = (TERRAFORM / "main.tf").read_text()
     assert not re.search(r'^(resource|data) "', main, re.M)
-    assert set(blocks(main, "module")) == {"identity", "storage", "queue", "compute", "scheduling", "api", "monitoring"}
+    assert set(blocks(main, "module")) == {
+        "identity",
+        "storage",
+        "queue",
+        "compute",
+        "scheduling",
+        "api",
+        "monitoring",
+        "web",
+    }
 
 
 def test_every_root_variable_is_documented_in_the_readme():
