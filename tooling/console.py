@@ -8,6 +8,7 @@ takes), written here from the stack's outputs, never built into the code.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mimetypes
 import threading
@@ -54,12 +55,15 @@ def console_config(
     ``api_url`` and ``cognito_endpoint`` override the outputs' for the embedded default (the
     local runtime's front and the embedded backend)."""
     region = str(outputs["region"])
+    issuer = str(outputs.get("issuer_url") or "")
+    # Cognito's endpoint is the pool's region's, which the issuer URL names (the stack's by default).
+    default_endpoint = origin_of(issuer) + "/" if issuer.startswith("https://cognito-idp.") else None
     return {
         "api_url": api_url or str(outputs["api_url"]),
         "region": region,
         "user_pool_id": str(outputs["user_pool_id"]),
         "client_id": str(outputs["user_pool_client_id"]),
-        "cognito_endpoint": cognito_endpoint or COGNITO_ENDPOINT.format(region=region),
+        "cognito_endpoint": cognito_endpoint or default_endpoint or COGNITO_ENDPOINT.format(region=region),
         "token_use": token_use(list(outputs.get("api_authorization_scopes") or [])),
         "env": str(outputs.get("name_prefix") or ""),
     }
@@ -196,32 +200,33 @@ Out = Callable[[str], None]
 
 
 def upload(s3: Any, cloudfront: Any, outputs: dict[str, Any], out: Out, root: Path = WEB_ROOT) -> int:
-    """Put the console's files and its ``config.json`` into the console bucket, delete files
-    that are no longer part of it, and invalidate CloudFront's cache. Returns the files put."""
+    """Bring the console bucket in line with ``web/`` and this stack's ``config.json``: put what
+    differs (by MD5, the ETag of a single-part put), delete what is no longer part of the
+    console, and invalidate CloudFront's cache when anything changed. Returns the changes made
+    (0 on an unchanged redeploy, which then changes nothing)."""
     bucket = str(outputs["console_bucket_name"])
-    keys: set[str] = set()
-    count = 0
-    for key, path in web_files(root):
-        s3.put_object(
-            Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=content_type(path), CacheControl="no-cache"
-        )
-        keys.add(key)
-        count += 1
-    config = json.dumps(console_config(outputs), indent=2).encode()
-    s3.put_object(
-        Bucket=bucket, Key=CONFIG_NAME, Body=config, ContentType=CONTENT_TYPES[".json"], CacheControl="no-cache"
-    )
-    keys.add(CONFIG_NAME)
-    stale = [
-        obj["Key"]
+    wanted: dict[str, tuple[bytes, str]] = {
+        key: (path.read_bytes(), content_type(path)) for key, path in web_files(root)
+    }
+    wanted[CONFIG_NAME] = (json.dumps(console_config(outputs), indent=2).encode() + b"\n", CONTENT_TYPES[".json"])
+    present = {
+        obj["Key"]: str(obj.get("ETag", "")).strip('"')
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
         for obj in page.get("Contents", [])
-        if obj["Key"] not in keys
+    }
+    put = [
+        key
+        for key, (data, _) in wanted.items()
+        if present.get(key) != hashlib.md5(data, usedforsecurity=False).hexdigest()
     ]
+    for key in put:
+        data, ctype = wanted[key]
+        s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=ctype, CacheControl="no-cache")
+    stale = sorted(set(present) - set(wanted))
     for start in range(0, len(stale), 1000):
         s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in stale[start : start + 1000]]})
     distribution = outputs.get("console_distribution_id")
-    if distribution:
+    if (put or stale) and distribution:
         cloudfront.create_invalidation(
             DistributionId=distribution,
             InvalidationBatch={
@@ -229,5 +234,11 @@ def upload(s3: Any, cloudfront: Any, outputs: dict[str, Any], out: Out, root: Pa
                 "CallerReference": f"deploy-{time.time_ns()}",
             },
         )
-    out(f"console: {count + 1} files uploaded to s3://{bucket}" + (f", {len(stale)} removed" if stale else ""))
-    return count + 1
+    changed = len(put) + len(stale)
+    if changed:
+        out(
+            f"console: {len(put)} file(s) uploaded to s3://{bucket}, {len(stale)} removed; CloudFront cache invalidated"
+        )
+    else:
+        out(f"console: s3://{bucket} is up to date")
+    return changed

@@ -323,3 +323,31 @@ def test_bad_priority_settings_are_refused_at_plan(make_runner, tmp_path, variab
         runner.plan()
     said = " ".join(refused.value.details.replace("│", " ").split())
     assert message in said
+
+
+def test_plan_serves_the_console_through_cloudfront_https_only_from_a_private_bucket(env_plan):
+    env, _, plan = env_plan
+    assert tfvars(env)["console_enabled"] == "true"
+    resources = planned_resources(plan)
+    web = {a.removeprefix("module.web[0]."): v for a, v in resources.items() if a.startswith("module.web[0].")}
+    block = web["aws_s3_bucket_public_access_block.console"]
+    assert all(block[k] is True for k in ("block_public_acls", "block_public_policy", "ignore_public_acls"))
+    assert block["restrict_public_buckets"] is True
+    sse = web["aws_s3_bucket_server_side_encryption_configuration.console"]["rule"][0]
+    assert sse["apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "AES256"
+    assert web["aws_s3_bucket_versioning.console"]["versioning_configuration"][0]["status"] == "Enabled"
+    assert "aws_s3_bucket_website_configuration.console" not in web  # never a public website endpoint
+    oac = web["aws_cloudfront_origin_access_control.console"]
+    assert (oac["origin_access_control_origin_type"], oac["signing_behavior"]) == ("s3", "always")
+    distribution = web["aws_cloudfront_distribution.console"]
+    behavior = distribution["default_cache_behavior"][0]
+    assert behavior["viewer_protocol_policy"] == "redirect-to-https"
+    assert sorted(behavior["allowed_methods"]) == ["GET", "HEAD"]
+    assert distribution["default_root_object"] == "index.html"
+    headers = web["aws_cloudfront_response_headers_policy.console"]["security_headers_config"][0]
+    assert headers["frame_options"][0]["frame_option"] == "DENY"
+    assert headers["strict_transport_security"][0]["access_control_max_age_sec"] >= 31536000
+    # the CSP names the API, Cognito and the results bucket, all known only after apply here
+    _, unknown = planned_change(plan, "module.web[0].aws_cloudfront_response_headers_policy.console")
+    assert unknown["security_headers_config"][0]["content_security_policy"][0]["content_security_policy"] is True
+    assert "console_url" in plan["planned_values"]["outputs"] or "console_url" in plan["output_changes"]
