@@ -6,8 +6,9 @@ locals {
 
   # The web console (module web, optional): its origins join the API's CORS origins and the
   # results bucket's (result previews); its CSP names the API, Cognito and the results bucket.
-  console_origins      = var.console_enabled ? module.web[0].console_origins : []
-  cors_allowed_origins = contains(var.cors_allowed_origins, "*") ? ["*"] : distinct(concat(var.cors_allowed_origins, local.console_origins))
+  console_origins = var.console_enabled ? module.web[0].console_origins : []
+  # (concat, not distinct: the list's length must be known at plan while the CloudFront domain is not)
+  cors_allowed_origins = contains(var.cors_allowed_origins, "*") ? ["*"] : concat(var.cors_allowed_origins, local.console_origins)
   cognito_region       = split(":", module.identity.user_pool_arn)[3]
   console_connect_origins = [
     "https://${module.api.rest_api_id}.execute-api.${var.region}.amazonaws.com",
