@@ -210,7 +210,7 @@ def test_api_authorization_scopes_go_on_every_authorized_method(make_runner, tmp
     routes = {k: v for k, v in by_verb.items() if k[1] != "OPTIONS"}
     # + an OPTIONS preflight per path (job, jobs, quota, jobs/batch, actions)
     assert len(routes) == 7 and len(by_verb) == 12
-    assert ("actions", "GET") in routes and ("actions", "OPTIONS") in by_verb
+    assert ("GET /actions", "GET") in routes and ("actions", "OPTIONS") in by_verb
     for key, values in routes.items():
         assert values["authorization"] == "COGNITO_USER_POOLS", key
         assert sorted(values["authorization_scopes"]) == sorted(scopes), key
