@@ -353,9 +353,9 @@ def print_outputs(env: Environment, as_json: bool = False, out: Out = _print, tf
     if not env.is_local:
         aws_access.check_credentials(aws_access.for_environment(env))
     values = stack_outputs(env, tf)
-    if env.is_local and not values.get("console_url"):
-        # the embedded default serves the console itself, while `invoke local` runs
-        values["console_url"] = environments_mod.read_runtime_info(env).get("console_url")
+    served = environments_mod.read_runtime_info(env).get("console_url") if env.is_local else None
+    if served and not values.get("console_url"):
+        values["console_url"] = served  # the embedded default serves the console itself, while `invoke local` runs
     if as_json:
         out(json.dumps(dict(ordered_outputs(values)), indent=2))
         return
