@@ -201,6 +201,23 @@ def test_console_time_to_first_jobs_and_a_phone_sized_screen(
         page.goto(stack.console_url)
         sign_in(page, user)
         expect(page.locator("#jobs-body tr")).to_have_count(3)
+        # the file and header parsers, in the browser that runs them
+        csv_text = 'a,b\r\n"x, y","say ""hi"""\n\n"multi\nline",2'
+        parsed = page.evaluate(
+            """async (csvText) => {
+                 const batch = await import('./js/batch.js');
+                 const api = await import('./js/api.js');
+                 return {
+                   csv: batch.parseCsv(csvText),
+                   jobs: batch.parseJobsFile('j.json', '{"jobs": [{"name": "n"}]}'),
+                   limit: api.parseRateLimit('"burst";r=19;t=1, "active";r=99'),
+                 };
+               }""",
+            csv_text,
+        )
+        assert parsed["csv"] == [["a", "b"], ["x, y", 'say "hi"'], ["multi\nline", "2"]]
+        assert parsed["jobs"] == [{"name": "n"}]
+        assert parsed["limit"] == {"burst": {"r": 19, "t": 1}, "active": {"r": 99}}
         # page load to first jobs shown, with a session in this tab (what a returning user sees)
         page.reload()
         expect(page.locator("#jobs-body tr")).to_have_count(3)

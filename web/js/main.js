@@ -101,7 +101,9 @@ class Console {
     if ($("signin-view").hidden === false) return;
     this.jobs.stop();
     this.detail.close();
+    const username = this.auth.username;
     this.auth.session = null;
+    if (!$("signin-username").value) $("signin-username").value = username;
     this.showSignIn("Your session has ended. Sign in again: what you typed in the forms is kept.");
   }
 
@@ -136,7 +138,14 @@ class Console {
     this.jobs.stop();
     this.detail.close();
     await this.auth.signOut();
-    $("job-form").reset();
+    // nothing of this user stays on screen for the next one
+    for (const form of ["job-form", "batch-form", "signin-form"]) $(form).reset();
+    for (const id of ["submit-error", "submit-result", "batch-error", "batch-summary", "ratelimit", "jobs-error"]) {
+      show($(id), "");
+    }
+    $("batch-results").hidden = true;
+    $("batch-submit").disabled = true;
+    this.form.batchJobs = null;
     this.form.showWhen();
     history.replaceState(null, "", location.pathname);
     this.showSignIn("You are signed out.");
