@@ -42,7 +42,7 @@ resource "aws_s3_bucket" "console" {
   lifecycle {
     precondition {
       condition     = length(local.bucket_name) <= 63
-      error_message = "The bucket name ${local.bucket_name} has ${length(local.bucket_name)} characters, but S3 allows at most 63: shorten name_prefix."
+      error_message = "The console bucket name ${local.bucket_name} has ${length(local.bucket_name)} characters, but S3 allows at most 63: shorten project or env (the results bucket's name has the same length)."
     }
   }
 }
