@@ -6,6 +6,9 @@ env     = "local"
 region  = "us-east-1"
 
 cors_allowed_origins = ["*"]
+# The web console's CloudFront distribution (module web): moto implements no CloudFront response
+# headers policy, so the embedded default serves web/ itself on loopback (tooling/console.py).
+console_enabled = false
 
 # Which Cognito tokens the API takes. [] (the default): ID tokens only. A list of OAuth scopes:
 # access tokens holding at least one of them, and no ID tokens (API Gateway's rule), e.g.

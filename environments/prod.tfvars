@@ -10,6 +10,10 @@ cognito_user_pool_arn = "arn:aws:cognito-idp:us-east-1:222222222222:userpool/us-
 cognito_issuer_url    = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_CHANGEMEprod"
 cognito_app_client_id = "prodchangeme000000000000001"
 cors_allowed_origins  = ["https://app.example.com"]
+# The web console on CloudFront (module web; README "Web console"): its origin joins the API's
+# CORS origins by itself. Optional custom domain: console_aliases + console_acm_certificate_arn.
+console_enabled     = true
+console_price_class = "PriceClass_100"
 
 # Which Cognito tokens the API takes. [] (the default): ID tokens only. A list of OAuth scopes:
 # access tokens holding at least one of them, and no ID tokens (API Gateway's rule), e.g.

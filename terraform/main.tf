@@ -3,6 +3,20 @@
 
 locals {
   name_prefix = "${var.project}-${var.env}"
+
+  # The web console (module web, optional): its origins join the API's CORS origins and the
+  # results bucket's (result previews); its CSP names the API, Cognito and the results bucket.
+  console_origins = var.console_enabled ? module.web[0].console_origins : []
+  # (concat, not distinct: the list's length must be known at plan while the CloudFront domain is not)
+  cors_allowed_origins = contains(var.cors_allowed_origins, "*") ? ["*"] : concat(var.cors_allowed_origins, local.console_origins)
+  cognito_region       = split(":", module.identity.user_pool_arn)[3]
+  console_connect_origins = [
+    "https://${module.api.rest_api_id}.execute-api.${var.region}.amazonaws.com",
+    "https://cognito-idp.${local.cognito_region}.amazonaws.com",
+    # presigned result URLs: virtual-hosted style, global (us-east-1) or regional endpoint
+    "https://${module.storage.bucket_name}.s3.amazonaws.com",
+    "https://${module.storage.bucket_name}.s3.${var.region}.amazonaws.com",
+  ]
 }
 
 module "identity" {
@@ -23,6 +37,7 @@ module "storage" {
   point_in_time_recovery = var.point_in_time_recovery
   result_retention_days  = var.result_retention_days
   force_destroy          = var.force_destroy_bucket
+  result_cors_origins    = local.cors_allowed_origins
 }
 
 module "queue" {
@@ -106,7 +121,7 @@ module "compute" {
   schedule_delay_threshold_seconds = var.schedule_delay_threshold_seconds
 
   allowed_client_id      = module.identity.app_client_id
-  cors_allowed_origins   = var.cors_allowed_origins
+  cors_allowed_origins   = local.cors_allowed_origins
   max_receive_count      = module.queue.max_receive_count
   job_retention_days     = var.job_retention_days
   result_url_ttl_seconds = var.result_url_ttl_seconds
@@ -159,12 +174,6 @@ module "monitoring" {
 # Events and notifications (README "Events and notifications")
 # ---------------------------------------------------------------------------------------
 
-module "events" {
-  source = "./modules/events"
-
-  name_prefix = local.name_prefix
-}
-
 module "webhooks" {
   source = "./modules/webhooks"
 
@@ -188,4 +197,16 @@ module "webhooks" {
   metrics_namespace  = local.name_prefix
   log_level          = var.log_level
   log_retention_days = var.log_retention_days
+}
+
+module "web" {
+  source = "./modules/web"
+  count  = var.console_enabled ? 1 : 0
+
+  name_prefix         = local.name_prefix
+  connect_origins     = local.console_connect_origins
+  price_class         = var.console_price_class
+  aliases             = var.console_aliases
+  acm_certificate_arn = var.console_acm_certificate_arn
+  force_destroy       = true # the files are rebuilt from the repository by every deploy
 }

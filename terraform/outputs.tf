@@ -211,3 +211,18 @@ output "webhook_secret_parameter" {
   description = "SSM SecureString parameter holding the webhook signing secret."
   value       = module.webhooks.secret_parameter_name
 }
+
+output "console_url" {
+  description = "URL of the web console on CloudFront (null when console_enabled is false; the embedded default serves it on loopback)."
+  value       = var.console_enabled ? module.web[0].console_url : null
+}
+
+output "console_bucket_name" {
+  description = "Bucket of the web console's files (invoke deploy uploads them and config.json)."
+  value       = var.console_enabled ? module.web[0].bucket_name : null
+}
+
+output "console_distribution_id" {
+  description = "CloudFront distribution of the web console (invoke deploy invalidates it after an upload)."
+  value       = var.console_enabled ? module.web[0].distribution_id : null
+}

@@ -488,3 +488,30 @@ variable "webhook_secret_version" {
   type        = number
   default     = 1
 }
+}
+
+# --- the web console (README "Web console") ---------------------------------------------------
+
+variable "console_enabled" {
+  description = "Deploy the web console: a private S3 bucket behind CloudFront (module web). false where CloudFront is not available (the embedded backend serves the console itself)."
+  type        = bool
+  default     = true
+}
+
+variable "console_price_class" {
+  description = "CloudFront price class of the console: PriceClass_100, PriceClass_200 or PriceClass_All."
+  type        = string
+  default     = "PriceClass_100"
+}
+
+variable "console_aliases" {
+  description = "Custom domain names of the console (need console_acm_certificate_arn); [] uses the distribution's cloudfront.net name."
+  type        = list(string)
+  default     = []
+}
+
+variable "console_acm_certificate_arn" {
+  description = "ACM certificate in us-east-1 for console_aliases; null uses CloudFront's default certificate."
+  type        = string
+  default     = null
+}

@@ -30,7 +30,7 @@ from tooling.errors import OperatorError
 
 Out = Callable[[str], None]
 Confirm = Callable[[str], bool]
-OUTPUT_ORDER = ("api_url",)
+OUTPUT_ORDER = ("api_url", "console_url")
 
 
 def _print(line: str) -> None:
@@ -280,8 +280,13 @@ def deploy(
                 raise
             _record(env, "deploy", started, "applied", summary)
             out(f"Apply complete: {summary.add} added, {summary.change} changed, {summary.destroy} destroyed.")
+    values = tf.outputs()
+    if values.get("console_bucket_name"):
+        from tooling import console
+
+        console.upload(access.client("s3"), access.client("cloudfront"), values, out)
     out("")
-    for line in render_outputs(tf.outputs()):
+    for line in render_outputs(values):
         out(line)
     return summary
 
@@ -348,6 +353,9 @@ def print_outputs(env: Environment, as_json: bool = False, out: Out = _print, tf
     if not env.is_local:
         aws_access.check_credentials(aws_access.for_environment(env))
     values = stack_outputs(env, tf)
+    served = environments_mod.read_runtime_info(env).get("console_url") if env.is_local else None
+    if served and not values.get("console_url"):
+        values["console_url"] = served  # the embedded default serves the console itself, while `invoke local` runs
     if as_json:
         out(json.dumps(dict(ordered_outputs(values)), indent=2))
         return

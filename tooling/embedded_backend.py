@@ -1102,8 +1102,52 @@ def patch_apigateway_update_method() -> None:
     apigw_responses.APIGatewayResponse.update_method = update_method  # type: ignore[attr-defined]
 
 
+def is_json_protocol_preflight(method: str, headers: dict[str, str]) -> bool:
+    """A browser's CORS preflight for a call of an AWS JSON-protocol API (``X-Amz-Target``),
+    such as the web console's unsigned Cognito ``InitiateAuth``; ``headers`` keys lower-case."""
+    requested = {h.strip().lower() for h in headers.get("access-control-request-headers", "").split(",")}
+    return method == "OPTIONS" and bool(headers.get("access-control-request-method")) and "x-amz-target" in requested
+
+
+def preflight_headers(headers: dict[str, str]) -> list[tuple[str, str]]:
+    """The answer Cognito's endpoint gives a preflight: any origin, POST, the headers asked for."""
+    return [
+        ("Access-Control-Allow-Origin", headers.get("origin") or "*"),
+        ("Access-Control-Allow-Methods", "POST"),
+        ("Access-Control-Allow-Headers", headers.get("access-control-request-headers", "")),
+        ("Access-Control-Max-Age", "600"),
+        ("Vary", "Origin"),
+        ("Content-Length", "0"),
+    ]
+
+
+def patch_cors_preflight() -> None:
+    """Answer a browser's CORS preflight for the Cognito user-pool API with 200, as AWS does.
+
+    A browser calls ``cognito-idp`` (``InitiateAuth``, ``GlobalSignOut``) with ``fetch()`` and
+    the header ``X-Amz-Target``, so it first sends an ``OPTIONS`` preflight that carries no
+    target and no signature: moto's dispatcher takes it for S3, whose anonymous access is
+    refused (403), and a browser gives up on a preflight that is not a 2xx. moto's own CORS
+    layer (flask-cors) already adds ``Access-Control-Allow-Origin`` to the real call.
+    """
+    from moto.moto_server import werkzeug_app
+
+    dispatcher: Any = werkzeug_app.DomainDispatcherApplication
+    original_call = dispatcher.__call__
+
+    def __call__(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        if is_json_protocol_preflight(environ.get("REQUEST_METHOD", ""), headers):
+            start_response("200 OK", preflight_headers(headers))
+            return [b""]
+        return original_call(self, environ, start_response)
+
+    dispatcher.__call__ = __call__
+
+
 PATCHES = (
     patch_iam_enforcement,
+    patch_cors_preflight,
     patch_lambda_esm,
     patch_dynamodb_stream_esm,
     patch_dynamodb_stream_iterators,

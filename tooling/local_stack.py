@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tooling import aws_access, deploy, smoke
+from tooling import console as console_mod
 from tooling import environments as environments_mod
 from tooling.embedded_backend import EmbeddedBackend
 from tooling.environments import ENDPOINT_ENV_VAR, LOCAL_ENV, Environment
@@ -49,6 +50,13 @@ class LocalStack:
     runtime: LocalRuntime | None = None
     users: list[str] = field(default_factory=list)
     variables: dict[str, Any] = field(default_factory=dict)  # tfvars overrides it was deployed with
+    web: console_mod.ConsoleServer | None = None  # the web console, served on loopback
+
+    @property
+    def console_url(self) -> str:
+        if self.web is None:
+            raise OperatorError("the web console is not running", "start it with `invoke local`")
+        return self.web.url
 
     @property
     def api_url(self) -> str:
@@ -83,6 +91,9 @@ class LocalStack:
         return smoke.id_token_for(self.client("cognito-idp"), self.outputs["user_pool_client_id"], username, password)
 
     def stop(self) -> None:
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
         if self.runtime is not None:
             self.runtime.stop()
             self.runtime = None
@@ -132,10 +143,12 @@ def start(
         if console is not None:
             runtime_kwargs["console"] = console
         stack.runtime = LocalRuntime(backend.endpoint, **runtime_kwargs).start()
+        stack.web = console_mod.serve_local(stack.outputs, stack.runtime.base_url, backend.endpoint)
         environments_mod.write_runtime_info(
             env,
             endpoint_url=backend.endpoint,
             api_url=stack.runtime.base_url,
+            console_url=stack.web.url,
             pid=os.getpid(),
         )
         out(f"local stack ready in {time.monotonic() - started:.1f}s")
@@ -180,6 +193,7 @@ def run_local(out: Out = _print, port: int = 0, until: threading.Event | None = 
         token = stack.id_token(username, password)
         out("")
         out(f"API URL        {stack.api_url}")
+        out(f"web console    {stack.console_url}  (sign in as the demo user)")
         out(f"demo user      {username}")
         out(f"demo password  {password}")
         out(f"ID token       {token}")
@@ -210,6 +224,8 @@ def run_demo(out: Out = _print, timeout: float = 120.0) -> smoke.SmokeResult:
     began = time.monotonic()
     function_logs: deque[str] = deque(maxlen=40)  # shown only if the smoke test fails
     with running(out, console=function_logs.append) as stack:
+        out(f"API URL        {stack.api_url}")
+        out(f"web console    {stack.console_url}  (serves until the demo ends; `invoke local` keeps it)")
         os.environ[ENDPOINT_ENV_VAR] = stack.backend.endpoint
         try:
             result = deploy.smoke(stack.env, timeout=timeout, create_user=True, api_url=stack.api_url, out=out)

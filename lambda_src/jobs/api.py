@@ -1,5 +1,5 @@
 """JobHandler Lambda: the REST API (POST /job, POST /jobs/batch, GET /job, GET /jobs, DELETE /job,
-GET /quota).
+GET /quota, GET /actions).
 
 Thin: it reads the request, asks ``JobService``, and maps domain errors to JSON errors.
 Identity is the verified claims the API Gateway Cognito authorizer put in the event.
@@ -20,6 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobs import aws
+from jobs.actions import all_actions
 from jobs.errors import Forbidden, InvalidBatch, JobError, TooManyRequests, Unauthorized, ValidationError
 from jobs.model import Job, Status, parse_idempotency_key, parse_job_id, parse_limit, parse_status_filter
 from jobs.quotas import Limits, Plan, Usage, groups_from_claim, limits_for
@@ -240,6 +241,16 @@ def get_quota() -> Response:
         },
     }
     return _json(200, body, ratelimit_headers(plan.limits, usage))
+
+
+@app.get("/actions")
+def list_actions() -> Response:
+    """The registered actions, by name, with what each does and the formats it produces."""
+    caller()
+    body = [
+        {"name": a.name, "description": a.description, "formats": [f.value for f in a.formats]} for a in all_actions()
+    ]
+    return _json(200, body)
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:

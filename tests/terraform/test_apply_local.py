@@ -435,6 +435,18 @@ def test_storage_and_queues(local_stack, aws):
     assert attrs["SqsManagedSseEnabled"] == "true"
 
 
+def test_results_are_readable_by_browsers_and_no_cloudfront_locally(local_stack, aws):
+    """The web console previews results with fetch(): the results bucket has a CORS rule for
+    the API's origins. Locally the console is served by the tooling (moto has no CloudFront
+    response headers policies), so the web module is off and its outputs are null."""
+    _, outputs = local_stack
+    [rule] = aws("s3").get_bucket_cors(Bucket=outputs["bucket_name"])["CORSRules"]
+    assert sorted(rule["AllowedMethods"]) == ["GET", "HEAD"]
+    assert rule["AllowedOrigins"] == ["*"]  # local.tfvars' cors_allowed_origins
+    assert LOCAL["console_enabled"] == "false"
+    assert outputs.get("console_url") is None and outputs.get("console_bucket_name") is None
+
+
 def test_rest_api_and_user_pool(local_stack, aws):
     _, outputs = local_stack
     apigw = aws("apigateway")

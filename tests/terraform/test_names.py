@@ -40,6 +40,8 @@ NAME_LIMITS: dict[str, tuple[str, int]] = {
     "aws_cloudwatch_event_bus": ("name", 256),
     "aws_cloudwatch_event_rule": ("name", 64),
     "aws_ssm_parameter": ("name", 2048),
+    "aws_cloudfront_origin_access_control": ("name", 64),
+    "aws_cloudfront_response_headers_policy": ("name", 128),
 }
 # Named resources whose names have no documented length limit.
 UNLIMITED = {"aws_api_gateway_rest_api", "aws_api_gateway_authorizer", "aws_api_gateway_request_validator"}
@@ -121,6 +123,8 @@ def test_the_longest_allowed_names_plan_within_every_limit(region_plans):
                 assert len(name) <= NAME_LIMITS[kind][1], (region, address, name, len(name))
         bucket = planned["module.storage.aws_s3_bucket.results"][1]
         assert bucket.startswith(f"{PROJECT}-{ENV}-results-") and bucket.endswith(f"-{region}")
+        console = planned["module.web[0].aws_s3_bucket.console"][1]
+        assert console.startswith(f"{PROJECT}-{ENV}-console-") and console.endswith(f"-{region}")
     # in the long region the bucket name is exactly S3's maximum: the check allows no less
     assert len(names(region_plans[LONG_REGION])["module.storage.aws_s3_bucket.results"][1]) == 63
 

@@ -187,7 +187,7 @@ def test_plan_methods_take_id_tokens_without_scopes(env_plan):
     assert tfvars(env)["api_authorization_scopes"] == "[]"
     methods = _api_parts(planned_resources(plan), "method")
     routes = {a: v for a, v in methods.items() if v["http_method"] != "OPTIONS"}
-    assert len(routes) == 6  # POST/GET/DELETE /job, GET /jobs, GET /quota, POST /jobs/batch
+    assert len(routes) == 7  # POST/GET/DELETE /job, GET /jobs, GET /quota, POST /jobs/batch, GET /actions
     for address, values in routes.items():
         assert values["authorization"] == "COGNITO_USER_POOLS", address
         assert not values.get("authorization_scopes"), address
@@ -208,8 +208,9 @@ def test_api_authorization_scopes_go_on_every_authorized_method(make_runner, tmp
     methods = _api_parts(planned_resources(runner.show_plan(plan_file)), "method")
     by_verb = {(a.split('"')[1], v["http_method"]): v for a, v in methods.items()}
     routes = {k: v for k, v in by_verb.items() if k[1] != "OPTIONS"}
-    # + an OPTIONS preflight per path (job, jobs, quota, jobs/batch)
-    assert len(routes) == 6 and len(by_verb) == 10
+    # + an OPTIONS preflight per path (job, jobs, quota, jobs/batch, actions)
+    assert len(routes) == 7 and len(by_verb) == 12
+    assert ("GET /actions", "GET") in routes and ("actions", "OPTIONS") in by_verb
     for key, values in routes.items():
         assert values["authorization"] == "COGNITO_USER_POOLS", key
         assert sorted(values["authorization_scopes"]) == sorted(scopes), key
@@ -322,3 +323,31 @@ def test_bad_priority_settings_are_refused_at_plan(make_runner, tmp_path, variab
         runner.plan()
     said = " ".join(refused.value.details.replace("│", " ").split())
     assert message in said
+
+
+def test_plan_serves_the_console_through_cloudfront_https_only_from_a_private_bucket(env_plan):
+    env, _, plan = env_plan
+    assert tfvars(env)["console_enabled"] == "true"
+    resources = planned_resources(plan)
+    web = {a.removeprefix("module.web[0]."): v for a, v in resources.items() if a.startswith("module.web[0].")}
+    block = web["aws_s3_bucket_public_access_block.console"]
+    assert all(block[k] is True for k in ("block_public_acls", "block_public_policy", "ignore_public_acls"))
+    assert block["restrict_public_buckets"] is True
+    sse = web["aws_s3_bucket_server_side_encryption_configuration.console"]["rule"][0]
+    assert sse["apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "AES256"
+    assert web["aws_s3_bucket_versioning.console"]["versioning_configuration"][0]["status"] == "Enabled"
+    assert "aws_s3_bucket_website_configuration.console" not in web  # never a public website endpoint
+    oac = web["aws_cloudfront_origin_access_control.console"]
+    assert (oac["origin_access_control_origin_type"], oac["signing_behavior"]) == ("s3", "always")
+    distribution = web["aws_cloudfront_distribution.console"]
+    behavior = distribution["default_cache_behavior"][0]
+    assert behavior["viewer_protocol_policy"] == "redirect-to-https"
+    assert sorted(behavior["allowed_methods"]) == ["GET", "HEAD"]
+    assert distribution["default_root_object"] == "index.html"
+    headers = web["aws_cloudfront_response_headers_policy.console"]["security_headers_config"][0]
+    assert headers["frame_options"][0]["frame_option"] == "DENY"
+    assert headers["strict_transport_security"][0]["access_control_max_age_sec"] >= 31536000
+    # the CSP names the API, Cognito and the results bucket, all known only after apply here
+    _, unknown = planned_change(plan, "module.web[0].aws_cloudfront_response_headers_policy.console")
+    assert unknown["security_headers_config"][0]["content_security_policy"][0]["content_security_policy"] is True
+    assert "console_url" in plan["planned_values"]["outputs"] or "console_url" in plan["output_changes"]

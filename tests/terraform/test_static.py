@@ -89,6 +89,7 @@ def test_root_module_only_wires_modules():
         "webhooks",
         "api",
         "monitoring",
+        "web",
     }
 
 

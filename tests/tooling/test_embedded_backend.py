@@ -366,3 +366,53 @@ def test_fair_order_keeps_a_deep_queue_fast(access: AwsAccess) -> None:
         assert len(_bodies(sqs, url)) == 10
         durations.append(time.perf_counter() - began)
     assert sorted(durations)[5] < 0.1, durations
+
+
+def test_a_browser_can_sign_in_to_the_user_pool_across_origins(access: AwsAccess, backend) -> None:
+    """The web console calls Cognito's JSON API with fetch(): the preflight (no target, no
+    signature) is a 200 that allows the headers asked for, and the call itself carries
+    Access-Control-Allow-Origin, as on AWS."""
+    import requests
+
+    cognito = access.client("cognito-idp")
+    pool = cognito.create_user_pool(PoolName="console-cors")["UserPool"]["Id"]
+    client = cognito.create_user_pool_client(
+        UserPoolId=pool, ClientName="console", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
+    )["UserPoolClient"]["ClientId"]
+    cognito.admin_create_user(UserPoolId=pool, Username="ann", MessageAction="SUPPRESS")
+    cognito.admin_set_user_password(UserPoolId=pool, Username="ann", Password="Pa55word!x", Permanent=True)
+    origin = "http://127.0.0.1:8123"
+
+    preflight = requests.options(
+        backend.endpoint + "/",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-amz-target",
+        },
+        timeout=10,
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == origin
+    assert "x-amz-target" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+
+    signed_in = requests.post(
+        backend.endpoint + "/",
+        headers={
+            "Origin": origin,
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth",
+        },
+        data=json.dumps(
+            {
+                "AuthFlow": "USER_PASSWORD_AUTH",
+                "ClientId": client,
+                "AuthParameters": {"USERNAME": "ann", "PASSWORD": "Pa55word!x"},
+            }
+        ),
+        timeout=10,
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    assert signed_in.headers["Access-Control-Allow-Origin"] == origin
+    assert signed_in.json()["AuthenticationResult"]["IdToken"]

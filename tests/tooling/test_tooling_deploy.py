@@ -93,6 +93,35 @@ def test_deploy_with_nothing_to_change_applies_nothing(local_env):
     assert (record.outcome, record.add, record.change, record.destroy, record.changes) == ("no-changes", 0, 0, 0, [])
 
 
+def test_deploy_uploads_the_console_and_its_config_when_the_stack_has_one(local_env, access, unique):
+    bucket = f"console-{unique}"
+    access.client("s3").create_bucket(Bucket=bucket)
+    outputs = {
+        "api_url": "https://x/dev",
+        "region": "us-east-1",
+        "user_pool_id": "us-east-1_P",
+        "user_pool_client_id": "c1",
+        "console_url": "https://d1.cloudfront.net/",
+        "console_bucket_name": bucket,
+        "console_distribution_id": None,
+    }
+    lines: list[str] = []
+    deploy.deploy(
+        local_env,
+        out=lines.append,
+        confirm=lambda q: True,
+        tf=FakeTerraform(PlanSummary(0, 0, 0), outputs),
+        build=False,
+    )
+    keys = {o["Key"] for o in access.client("s3").list_objects_v2(Bucket=bucket)["Contents"]}
+    assert {"index.html", "config.json", "js/main.js", "css/console.css"} <= keys
+    config = json.loads(access.client("s3").get_object(Bucket=bucket, Key="config.json")["Body"].read())
+    assert (config["api_url"], config["client_id"]) == ("https://x/dev", "c1")
+    assert any(line.startswith("console: ") and "uploaded" in line for line in lines)
+    first_output = lines.index("") + 1  # outputs: the API URL, then the console's
+    assert lines[first_output].startswith("api_url ") and lines[first_output + 1].startswith("console_url ")
+
+
 def test_deploy_refused_changes_nothing(local_env):
     tf = FakeTerraform(PlanSummary(2, 0, 0, CHANGES[:1]))
     with pytest.raises(OperatorError, match="deploy cancelled: nothing was changed"):

@@ -410,6 +410,29 @@ def test_cancel_foreign_job_is_404_and_changes_nothing() -> None:
     assert call_api(api_event("GET", "/job", query={"job_id": job_id})).body["status"] == "PENDING"
 
 
+# ---- GET /actions ---------------------------------------------------------------------------
+
+
+def test_actions_lists_every_registered_action_with_its_description_and_formats() -> None:
+    resp = call_api(api_event("GET", "/actions"))
+    assert resp.status == 200, resp.body
+    assert resp.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    by_name = {a["name"]: a for a in resp.body}
+    assert [a["name"] for a in resp.body] == sorted(by_name)  # by name, each once
+    assert set(by_name) == {"process-data", "demo", "word-count", "checksum", "json-format"}
+    assert by_name["word-count"]["formats"] == ["text", "json", "csv"]
+    assert by_name["demo"]["formats"] == ["text", "json"]
+    for entry in resp.body:
+        assert set(entry) == {"name", "description", "formats"}
+        assert isinstance(entry["description"], str) and entry["description"].strip(), entry
+
+
+def test_actions_needs_a_token_of_this_app_client() -> None:
+    assert_error(call_api(api_event("GET", "/actions", no_claims=True)), 401, "unauthorized")
+    c = claims("user-a", client_id=OTHER_CLIENT_ID)
+    assert_error(call_api(api_event("GET", "/actions", claims_=c)), 403, "forbidden")
+
+
 # ---- the rest ------------------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ ROUTES = [
     ("DELETE", "/job"),
     ("GET", "/jobs"),
     ("GET", "/quota"),
+    ("GET", "/actions"),
 ]
 FIELDS = ["name", "action", "context1", "context2", "format", "run_at", "delay_seconds", "priority"]
 # Valid names of actions, formats and priorities, so that bodies reach the checks past them

@@ -16,6 +16,8 @@ locals {
     "DELETE /job" = { path = "job", method = "DELETE", query = { job_id = true } }
     "GET /jobs"   = { path = "jobs", method = "GET", query = { status = false, limit = false, next_token = false } }
     "GET /quota"  = { path = "quota", method = "GET", query = {} }
+    # The registered actions with their descriptions and formats (the console's action list).
+    "GET /actions" = { path = "actions", method = "GET", query = {} }
     # Many jobs in one request (up to 100), validated and answered per item.
     "POST /jobs/batch" = { path = "jobs/batch", method = "POST", query = {} }
   }

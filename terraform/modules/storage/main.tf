@@ -174,6 +174,21 @@ resource "aws_s3_bucket_lifecycle_configuration" "results" {
   depends_on = [aws_s3_bucket_versioning.results]
 }
 
+# Browsers may read a result through its presigned URL (the web console previews the first
+# few KB with fetch()): a GET needs CORS; the URL's signature is still what grants access.
+resource "aws_s3_bucket_cors_configuration" "results" {
+  count  = length(var.result_cors_origins) > 0 ? 1 : 0
+  bucket = aws_s3_bucket.results.id
+
+  cors_rule {
+    allowed_methods = ["GET", "HEAD"]
+    allowed_origins = var.result_cors_origins
+    allowed_headers = ["Range"]
+    expose_headers  = ["Content-Length", "Content-Type", "Content-Disposition"]
+    max_age_seconds = 600
+  }
+}
+
 data "aws_iam_policy_document" "results_tls_only" {
   statement {
     sid     = "DenyInsecureTransport"

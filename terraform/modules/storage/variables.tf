@@ -53,3 +53,14 @@ variable "stream_enabled" {
   type        = bool
   default     = true
 }
+
+variable "result_cors_origins" {
+  description = "Browser origins that may read results through their presigned URLs with fetch() (the web console's preview); [\"*\"] allows any, [] sets no CORS rule."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for o in var.result_cors_origins : o == "*" || can(regex("^https?://[^,/ ]+$", o))])
+    error_message = "result_cors_origins must list \"*\" or origins like https://app.example.com (scheme and host, no path)."
+  }
+}
