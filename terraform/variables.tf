@@ -488,7 +488,6 @@ variable "webhook_secret_version" {
   type        = number
   default     = 1
 }
-}
 
 # --- the web console (README "Web console") ---------------------------------------------------
 
