@@ -67,6 +67,8 @@ FUNCTIONS: dict[str, tuple[str, int, int, dict[str, str]]] = {
     "lr-warm": ("handlers.echo", 3, 128, {}),
     "lr-fail": ("handlers.fail", 3, 128, {}),
     "lr-sleep": ("handlers.sleep", 1, 128, {}),
+    # behind /slow: its run (5 s) outlasts the route's 300 ms integration timeout many times over
+    "lr-sleep-long": ("handlers.sleep", 10, 128, {}),
     "lr-crash": ("handlers.crash", 3, 128, {}),
     "lr-bad-response": ("handlers.bad_response", 3, 128, {}),
     "lr-bad-import": ("nomodule.handler", 3, 128, {}),
@@ -235,7 +237,7 @@ def _build_api(aws: dict[str, Any], pool_arn: str) -> tuple[str, str]:
     lambda_method(resource(root, "boom"), "GET", "lr-fail", authorized=False)
     lambda_method(resource(root, "bad"), "GET", "lr-bad-response", authorized=False)
     lambda_method(resource(root, "public"), "ANY", "lr-echo", authorized=False)
-    lambda_method(resource(root, "slow"), "GET", "lr-sleep", authorized=False, timeout_ms=300)
+    lambda_method(resource(root, "slow"), "GET", "lr-sleep-long", authorized=False, timeout_ms=300)
     validator = apigw.create_request_validator(
         restApiId=api_id, name="lr-params", validateRequestParameters=True, validateRequestBody=False
     )["id"]

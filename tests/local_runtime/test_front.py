@@ -305,7 +305,9 @@ def test_integration_timeout_is_504(runtime: LocalRuntime) -> None:
     resp = requests.get(f"{runtime.base_url}/slow", timeout=30)
     assert resp.status_code == 504
     assert body_of(resp) == {"message": "Endpoint request timed out"}
-    assert time.monotonic() - started < 1.0  # the integration's 300 ms, not the function's 1 s
+    # the integration's 300 ms, not the function's run (it sleeps 5 s): a bound with room for a
+    # loaded machine, which still tells the two apart
+    assert time.monotonic() - started < 4.0
 
 
 def test_required_parameters_are_validated(runtime: LocalRuntime) -> None:
