@@ -419,7 +419,8 @@ def test_actions_lists_every_registered_action_with_its_description_and_formats(
     assert resp.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
     by_name = {a["name"]: a for a in resp.body}
     assert [a["name"] for a in resp.body] == sorted(by_name)  # by name, each once
-    assert set(by_name) == {"process-data", "demo", "word-count", "checksum", "json-format"}
+    assert set(by_name) == {"process-data", "demo", "word-count", "checksum", "json-format", "hash-chain"}
+    assert by_name["hash-chain"]["formats"] == ["text", "json", "csv"]
     assert by_name["word-count"]["formats"] == ["text", "json", "csv"]
     assert by_name["demo"]["formats"] == ["text", "json"]
     for entry in resp.body:
