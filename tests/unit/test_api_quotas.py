@@ -7,6 +7,9 @@ import concurrent.futures
 import json
 import re
 import threading
+import time
+import types
+from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
@@ -67,7 +70,20 @@ def messages_of(stack: Stack, sub: str) -> list[str]:
 # ---- POST: headers, 429s, nothing written ---------------------------------------------------
 
 
-def test_every_post_carries_the_policy_and_the_current_limit(stack: Stack) -> None:
+@pytest.fixture
+def still_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quota arithmetic's clocks stand still (the service's charge, the api's RateLimit
+    headers): the test's posts happen at one instant however slow the machine, so no token
+    refills between two of them (at 2 per second one would after 0.5 s)."""
+    import jobs.api
+    import jobs.service
+
+    now = time.time()
+    monkeypatch.setattr(jobs.service, "utc_now", lambda: datetime.fromtimestamp(now, UTC))
+    monkeypatch.setattr(jobs.api, "time", types.SimpleNamespace(time=lambda: now))
+
+
+def test_every_post_carries_the_policy_and_the_current_limit(stack: Stack, still_clock: None) -> None:
     resp = post(groups="lifted")  # 8 active, burst 5, 2 per second
     assert resp.status == 202
     assert POLICY.match(resp.headers["RateLimit-Policy"]).groups() == ("5", "3", "8")
@@ -104,7 +120,7 @@ def test_over_the_active_cap_is_429_quota_exceeded_and_writes_nothing(stack: Sta
     assert post("user-b", groups="capped").status == 202
 
 
-def test_over_the_rate_is_429_rate_limited_with_retry_after(stack: Stack) -> None:
+def test_over_the_rate_is_429_rate_limited_with_retry_after(stack: Stack, still_clock: None) -> None:
     statuses = [post(groups="throttled") for _ in range(3)]  # burst 3, then one per 2 s
     assert [r.status for r in statuses] == [202] * 3
     assert ratelimit(statuses[-1])[:2] == (0, 2)
