@@ -69,8 +69,9 @@ def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
 
 
 def failed_item_ids(payload: Any, batch_ids: set[str]) -> set[str] | None:
-    """The message ids a ReportBatchItemFailures response names; None if the response is invalid
-    (then, as on AWS, the whole batch counts as failed)."""
+    """The item identifiers (SQS: message ids; DynamoDB streams: sequence numbers) a
+    ReportBatchItemFailures response names; None if the response is invalid (then, as on AWS,
+    the whole batch counts as failed)."""
     if payload is None or payload == {} or payload == "":
         return set()
     if not isinstance(payload, dict):

@@ -43,6 +43,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tooling.local_runtime.discovery import StreamMappingConfig
 from tooling.local_runtime.functions import InvocationResult
 from tooling.local_runtime.logs import LogRouter
+from tooling.local_runtime.pollers import failed_item_ids
 
 StreamInvoker = Callable[[str, dict[str, Any], float | None], InvocationResult]
 IDLE_POLL_SECONDS = 0.25  # Lambda polls a shard about four times a second
@@ -71,26 +72,6 @@ def stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     out.setdefault("eventVersion", "1.1")
     out["awsRegion"] = stream_arn.split(":")[3]
     return dict(out)
-
-
-def failed_sequence_numbers(payload: Any, batch: list[str]) -> set[str] | None:
-    """The sequence numbers a ReportBatchItemFailures response names; None if it is invalid."""
-    if payload is None or payload == {} or payload == "":
-        return set()
-    if not isinstance(payload, dict):
-        return None
-    failures = payload.get("batchItemFailures")
-    if failures is None or failures == []:
-        return set()
-    if not isinstance(failures, list):
-        return None
-    found: set[str] = set()
-    for item in failures:
-        ident = item.get("itemIdentifier") if isinstance(item, dict) else None
-        if not isinstance(ident, str) or ident not in batch:
-            return None
-        found.add(ident)
-    return found
 
 
 class StreamPoller:
@@ -276,7 +257,7 @@ class StreamPoller:
         if not self.mapping.report_batch_item_failures:
             return "ok", []
         sequence = [str(r["dynamodb"]["SequenceNumber"]) for r in batch]
-        failed = failed_sequence_numbers(result.payload, sequence)
+        failed = failed_item_ids(result.payload, set(sequence))
         if failed is None:
             self._logs.say(
                 f"stream poller {self.name}: invalid batchItemFailures response {result.payload!r}; "
