@@ -61,6 +61,9 @@ def test_redeploys_are_followed(stack: Stack, runtime: LocalRuntime, tmp_path_fa
         uri=f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/"
         f"arn:aws:lambda:{REGION}:123456789012:function:lr-redeploy/invocations",
     )
+    # as on API Gateway, a route is served once the API is deployed again, not before
+    assert runtime.refresh() is False
+    assert requests.get(f"{runtime.base_url}/extra", timeout=30).status_code == 404
     apigw.create_deployment(restApiId=stack.api_id, stageName="v1")
     assert requests.get(f"{runtime.base_url}/extra", timeout=30).status_code == 404  # not yet known
     assert runtime.refresh() is True

@@ -1,10 +1,19 @@
-"""apply local.tfvars on the embedded backend: the stack is what the contract says, a second
-`plan -detailed-exitcode` reports no changes, and destroy leaves nothing behind."""
+"""``invoke deploy --env local`` on the embedded backend, then everything that deployment
+must be: what the invoke tasks print (deploy, outputs, an unchanged redeploy, events, status),
+the stack the contract describes, a second ``plan -detailed-exitcode`` with no changes, and a
+destroy (``invoke destroy``, with a versioned bucket holding results) that leaves nothing behind.
+
+One deployment serves the whole module (a deploy and a destroy take about three minutes here);
+the tests run in file order, the destroy last.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +21,7 @@ import pytest
 from tests.terraform.contract import ENV_VARS, HANDLERS, REQUIRED_OUTPUTS, RUNTIME, SERVICE_NAMES
 from tooling.packaging import code_sha256
 
-pytestmark = [pytest.mark.terraform, pytest.mark.slow]
+pytestmark = [pytest.mark.terraform, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = {
@@ -21,15 +30,62 @@ LOCAL = {
 }
 
 
+def invoke(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """``invoke <args>`` as a user runs it, in a subprocess; it must never end in a traceback."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
 @pytest.fixture(scope="module")
-def local_stack(make_runner):
-    """The local environment applied; destroyed at the end if a test did not."""
+def task_env(moto_backend, tf_work_root) -> dict[str, str]:
+    """The invoke tasks' environment: no AWS credentials or settings of the caller's, the
+    session's embedded backend, and the terraform tests' work root (state, records)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "JOBSTACK_", "SMOKE_"))}
+    env.update(
+        AWS_CONFIG_FILE="/nonexistent/aws-config",
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/aws-credentials",
+        AWS_EC2_METADATA_DISABLED="true",
+        JOBSTACK_ENDPOINT_URL=moto_backend.endpoint,
+        JOBSTACK_WORK_ROOT=str(tf_work_root),
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def first_deploy(task_env) -> subprocess.CompletedProcess[str]:
+    """``invoke deploy --env local --yes`` on an empty backend."""
+    return invoke(task_env, "deploy", "--env", "local", "--yes")
+
+
+@pytest.fixture(scope="module")
+def local_stack(first_deploy, make_runner):
+    """A terraform runner on that deployment's state, and its outputs; destroyed at the end if
+    the last test did not."""
+    assert first_deploy.returncode == 0, first_deploy.stdout[-3000:] + first_deploy.stderr
     runner = make_runner("local")
     runner.init()
-    runner.apply()
     yield runner, runner.output()
     if runner.state_resources():
         runner.destroy()
+
+
+def test_deploy_prints_the_plan_applies_it_and_shows_the_outputs(first_deploy, local_stack, task_env, moto_backend):
+    out = first_deploy.stdout.splitlines()
+    assert out[0] == f"env local: embedded backend at {moto_backend.endpoint}"
+    summary = next(ln for ln in out if ln.startswith("Plan: "))
+    added = int(summary.split()[1])
+    assert added > 20 and summary.endswith("0 to change, 0 to destroy.")
+    assert f"Apply complete: {added} added, 0 changed, 0 destroyed." in out
+    outputs_start = out.index("") + 1
+    assert out[outputs_start].startswith("api_url ")  # API URL first
+
+    outputs = json.loads(invoke(task_env, "outputs", "--env", "local", "--json").stdout)
+    assert set(outputs) >= REQUIRED_OUTPUTS
+    assert next(iter(outputs)) == "api_url"
+    assert outputs == local_stack[1]
 
 
 def test_outputs(local_stack):
@@ -519,9 +575,60 @@ def test_second_plan_reports_no_changes(local_stack):
     assert not summary.has_changes, summary.output[-6000:]
 
 
-def test_destroy_leaves_nothing_behind(local_stack, aws):
-    runner, _ = local_stack
-    runner.destroy()
+def test_an_unchanged_redeploy_changes_nothing_and_events_and_status_show_the_stack(
+    first_deploy, local_stack, task_env, aws
+):
+    _, outputs = local_stack
+    lam = aws("lambda")
+    functions = ("api_function_name", "worker_function_name")
+    before = {fn: lam.get_function(FunctionName=outputs[fn])["Configuration"] for fn in functions}
+
+    second = invoke(task_env, "deploy", "--env", "local", "--yes")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr
+    assert "Plan: 0 to add, 0 to change, 0 to destroy." in second.stdout.splitlines()
+    assert "env local is up to date: nothing to apply." in second.stdout
+    for fn, config in before.items():  # no function code update
+        after = lam.get_function(FunctionName=outputs[fn])["Configuration"]
+        assert (after["CodeSha256"], after["LastModified"]) == (config["CodeSha256"], config["LastModified"])
+
+    events = invoke(task_env, "events", "--env", "local", "--limit", "2")
+    assert events.returncode == 0, events.stderr
+    lines = events.stdout.splitlines()
+    assert "deploy of env 'local' no-changes: 0 added, 0 changed, 0 destroyed" in lines[0]
+    first_record = next(ln for ln in lines if "deploy of env 'local' applied" in ln)
+    added = int(next(ln for ln in first_deploy.stdout.splitlines() if ln.startswith("Plan: ")).split()[1])
+    assert f"{added} added, 0 changed, 0 destroyed" in first_record
+    assert any(ln.strip().startswith("+ module.compute.aws_lambda_function") for ln in lines)
+
+    status = invoke(task_env, "status", "--env", "local")
+    assert status.returncode == 0, status.stderr
+    assert f"  api     {outputs['api_function_name']}  state=Active" in status.stdout
+    assert "jobs created in the last 24h: 0" in status.stdout
+
+
+def test_destroy_empties_the_versioned_bucket_and_leaves_nothing_behind(local_stack, task_env, aws):
+    runner, outputs = local_stack
+    s3 = aws("s3")
+    bucket = outputs["bucket_name"]
+    # moto evaluates the stack's TLS-only bucket policy against its plain-HTTP loopback endpoint
+    # and so denies every object write and delete: lift the policy (it is not under test here).
+    assert "aws:SecureTransport" in s3.get_bucket_policy(Bucket=bucket)["Policy"]
+    s3.delete_bucket_policy(Bucket=bucket)
+    for n in range(3):
+        s3.put_object(Bucket=bucket, Key=f"owner/2025-07-14/job-{n}.txt", Body=b"v1")
+        s3.put_object(Bucket=bucket, Key=f"owner/2025-07-14/job-{n}.txt", Body=b"v2")
+    s3.delete_object(Bucket=bucket, Key="owner/2025-07-14/job-0.txt")
+
+    gone = invoke(task_env, "destroy", "--env", "local", "--yes")
+    assert gone.returncode == 0, gone.stdout[-3000:] + gone.stderr
+    assert f"emptied s3://{bucket}: 7 object versions and delete markers deleted" in gone.stdout
+    assert "Destroy complete:" in gone.stdout
+    nothing = invoke(task_env, "outputs", "--env", "local")
+    assert nothing.returncode == 1
+    assert nothing.stderr.strip() == (
+        "error: env 'local' has no outputs: it is not deployed; run invoke deploy --env local"
+    )
+
     assert runner.state_resources() == []
     assert aws("dynamodb").list_tables()["TableNames"] == []
     assert aws("s3").list_buckets()["Buckets"] == []

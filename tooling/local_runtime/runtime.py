@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
@@ -19,6 +20,7 @@ from tooling.local_runtime.discovery import (
     Deployment,
     EventSourceMappingConfig,
     discover,
+    fingerprint,
 )
 from tooling.local_runtime.errors import LocalRuntimeError
 from tooling.local_runtime.front import Front
@@ -28,6 +30,8 @@ from tooling.local_runtime.pollers import QueuePoller
 from tooling.local_runtime.scheduler import ScheduleFirer
 from tooling.local_runtime.streams import StreamPoller
 from tooling.packaging import BUILD_DIR
+
+T = TypeVar("T")
 
 DEFAULT_ZIP_DIR = BUILD_DIR
 LOOPBACK_NOTE = (
@@ -100,6 +104,7 @@ class LocalRuntime:
         self._queue_urls: dict[str, str] = {}
         self._log_clients: dict[tuple[str, str], Any] = {}
         self._deployment: Deployment | None = None
+        self._fingerprint = ""  # of the deployment last read in full (see refresh)
         self._front: Front | None = None
         self._stopping = threading.Event()
         self._refresher: threading.Thread | None = None
@@ -169,9 +174,11 @@ class LocalRuntime:
             return self
         self.logs.start()
         try:
+            seen = self._read(fingerprint, self._backend, self._rest_api)
             deployment = self._discover()
             self._check_code(deployment)
             self._apply(deployment, initial=True)
+            self._fingerprint = seen
             if self.schedules is not None:
                 self.schedules.start()
                 self.logs.say(
@@ -220,12 +227,21 @@ class LocalRuntime:
         self.started = False
 
     def refresh(self) -> bool:
-        """Re-read the deployment now; returns True if anything changed (and was applied)."""
+        """Re-read the deployment now; returns True if anything changed (and was applied).
+
+        A few list calls tell whether anything was redeployed since the last full read
+        (``discovery.fingerprint``); only then is the whole deployment read again.
+        """
+        seen = self._read(fingerprint, self._backend, self._rest_api)
+        if seen == self._fingerprint:
+            return False
         deployment = self._discover()
         with self._lock:
             if self._stopping.is_set():
                 return False
-            return self._apply(deployment, initial=False)
+            changed = self._apply(deployment, initial=False)
+            self._fingerprint = seen
+            return changed
 
     def __enter__(self) -> LocalRuntime:
         return self.start()
@@ -236,8 +252,11 @@ class LocalRuntime:
     # -- internals ---------------------------------------------------------------------
 
     def _discover(self) -> Deployment:
+        return self._read(discover, self._backend, self._rest_api, self._queue_urls)
+
+    def _read(self, read: Callable[..., T], *args: Any) -> T:
         try:
-            return discover(self._backend, self._rest_api, self._queue_urls)
+            return read(*args)
         except EndpointConnectionError as exc:
             raise LocalRuntimeError(
                 f"cannot reach the AWS backend at {self.endpoint} ({exc}): is it running? (`invoke local` starts it)"

@@ -20,6 +20,8 @@ locals {
   # A message stays invisible while an invocation may still hold it (AWS guidance: 6 x timeout).
   # A failed attempt sets its own, shorter or longer, visibility: its back-off.
   visibility_timeout_seconds = 6 * local.function_timeout_seconds
+  queue_arn                  = "arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:${local.queue_name}"
+  dlq_arn                    = "arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:${local.dlq_name}"
   rule_arn                   = "arn:${data.aws_partition.current.partition}:events:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:rule/${var.bus_name}/${local.rule_name}"
 
   application_log_level = { DEBUG = "DEBUG", INFO = "INFO", WARNING = "WARN", ERROR = "ERROR", CRITICAL = "FATAL" }[var.log_level]
@@ -52,33 +54,12 @@ resource "aws_ssm_parameter" "signing_secret" {
 # Rule -> queue (+ DLQ)
 # ---------------------------------------------------------------------------------------
 
-resource "aws_sqs_queue" "dlq" {
-  name                      = local.dlq_name
-  message_retention_seconds = 1209600 # 14 days, the SQS maximum: time to inspect and redrive
-  sqs_managed_sse_enabled   = true
-
-  redrive_allow_policy = jsonencode({
-    redrivePermission = "byQueue"
-    sourceQueueArns   = ["arn:${data.aws_partition.current.partition}:sqs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:${local.queue_name}"]
-  })
-}
-
-resource "aws_sqs_queue" "webhooks" {
-  name                       = local.queue_name
-  visibility_timeout_seconds = local.visibility_timeout_seconds
-  message_retention_seconds  = var.message_retention_seconds
-  receive_wait_time_seconds  = 20
-  sqs_managed_sse_enabled    = true
-
-  redrive_policy = jsonencode({
-    deadLetterTargetArn = aws_sqs_queue.dlq.arn
-    maxReceiveCount     = var.max_receive_count
-  })
-}
-
-# Only the webhooks rule may send to the queue (and, for an event it could not deliver, to the DLQ).
+# Only the webhooks rule may send to the queue (and, for an event it could not deliver, to the
+# DLQ). Each policy is set with its queue (the queue's ARN is built from its name, so there is no
+# cycle): a separate aws_sqs_queue_policy would add the provider's ~25 s attribute-propagation
+# wait to every first deploy, after the queue's own.
 data "aws_iam_policy_document" "from_rule" {
-  for_each = { webhooks = aws_sqs_queue.webhooks.arn, dlq = aws_sqs_queue.dlq.arn }
+  for_each = { webhooks = local.queue_arn, dlq = local.dlq_arn }
 
   statement {
     sid       = "FromTheWebhooksRule"
@@ -98,11 +79,40 @@ data "aws_iam_policy_document" "from_rule" {
   }
 }
 
-resource "aws_sqs_queue_policy" "from_rule" {
-  for_each = data.aws_iam_policy_document.from_rule
+# The policies were separate aws_sqs_queue_policy resources before: forget them without deleting
+# them (a delete would clear the Policy attribute the queues now set themselves).
+removed {
+  from = aws_sqs_queue_policy.from_rule
 
-  queue_url = each.key == "webhooks" ? aws_sqs_queue.webhooks.id : aws_sqs_queue.dlq.id
-  policy    = each.value.json
+  lifecycle {
+    destroy = false
+  }
+}
+
+resource "aws_sqs_queue" "dlq" {
+  name                      = local.dlq_name
+  message_retention_seconds = 1209600 # 14 days, the SQS maximum: time to inspect and redrive
+  sqs_managed_sse_enabled   = true
+  policy                    = data.aws_iam_policy_document.from_rule["dlq"].json
+
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [local.queue_arn]
+  })
+}
+
+resource "aws_sqs_queue" "webhooks" {
+  name                       = local.queue_name
+  visibility_timeout_seconds = local.visibility_timeout_seconds
+  message_retention_seconds  = var.message_retention_seconds
+  receive_wait_time_seconds  = 20
+  sqs_managed_sse_enabled    = true
+  policy                     = data.aws_iam_policy_document.from_rule["webhooks"].json
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dlq.arn
+    maxReceiveCount     = var.max_receive_count
+  })
 }
 
 resource "aws_cloudwatch_event_rule" "webhooks" {
@@ -133,8 +143,6 @@ resource "aws_cloudwatch_event_target" "webhooks" {
   dead_letter_config {
     arn = aws_sqs_queue.dlq.arn
   }
-
-  depends_on = [aws_sqs_queue_policy.from_rule]
 }
 
 # ---------------------------------------------------------------------------------------
