@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TERRAFORM_DIR = ROOT / "terraform"
 ENVIRONMENTS_DIR = ROOT / "environments"
 BUILD_DIR = ROOT / "build"
+EMBEDDED_PARALLELISM = 30
 DEFAULT_WORK_ROOT = ROOT / ".local"
 
 MIRROR_ENV = "TF_PROVIDER_MIRROR"
@@ -335,6 +336,10 @@ class TerraformRunner:
                 "for this environment, or run it with local state (backend=False)"
             )
         self.endpoint_url = endpoint_url
+        # How many resources terraform creates at once. On the embedded backend (no API rate
+        # limits) more than the default 10: the provider's fixed waits (~25 s per SQS queue,
+        # ~55 s for the bucket's lifecycle rules) otherwise hold slots the quick resources need.
+        self.parallelism: int | None = EMBEDDED_PARALLELISM if endpoint_url else None
         self.timeout = timeout
         self.echo = echo
         self.work_root = (work_root or DEFAULT_WORK_ROOT).resolve()
@@ -530,6 +535,7 @@ class TerraformRunner:
             "auto_approve": IsFlagged,
             "input": False,
             "lock_timeout": "60s",
+            "parallelism": self.parallelism,
             "var": None,
         }
         args: list[str] = []
@@ -547,6 +553,7 @@ class TerraformRunner:
             "destroy",
             auto_approve=IsFlagged,
             lock_timeout="60s",
+            parallelism=self.parallelism,
             **self._var_options(),
         )
 
