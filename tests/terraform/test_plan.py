@@ -383,6 +383,7 @@ def test_plan_alarms_watch_their_metric_and_notify_the_alarm_topic(env_plan):
     alarms = {a.removeprefix(prefix)[:-2]: v for a, v in planned_resources(plan).items() if a.startswith(prefix)}
     expected = _alarms_expected(env)
     assert set(alarms) == set(expected), "an alarm was added or removed: list it in _alarms_expected"
+    assert planned_resources(plan)["module.monitoring.aws_sns_topic.alarms[0]"]["name"] == f"jobs-{env}-alarms"
     tasks = set(re.findall(r"^def (\w+)\(", (ROOT / "tasks.py").read_text(), re.M))
     for key, (namespace, metric, dimensions, statistic, threshold) in expected.items():
         alarm = alarms[key]
@@ -397,9 +398,10 @@ def test_plan_alarms_watch_their_metric_and_notify_the_alarm_topic(env_plan):
         assert set(re.findall(r"invoke (\w+)", description)) <= tasks, (key, description)
         for function in re.findall(r"invoke logs --function (\w+)", description):
             assert function in ("api", "worker", "publisher", "notifier"), (key, function)
-        # the alarm topic, created in dev and prod, is only known after apply
+        # the actions: the alarm topic, created in dev and prod, whose ARN is known only after apply
+        # (without a topic they are known: [])
         _, unknown = planned_change(plan, f'{prefix}{key}"]')
-        assert unknown["alarm_actions"] == [True] and unknown["ok_actions"] == [True], key
+        assert unknown["alarm_actions"] is True and unknown["ok_actions"] is True, key
     # the alarms that need an operator say which queue to look at and how to act on it
     p = f"jobs-{env}"
     failures = alarms["publisher-failures-not-empty"]["alarm_description"]

@@ -53,7 +53,7 @@ locals {
       missing     = "notBreaching"
     }
     worker-errors = {
-      description = "The worker function raised errors (a whole batch failed)."
+      description = "The worker function raised errors (a whole batch failed; a failing job is a partial batch failure, not an error): look at invoke logs --function worker."
       namespace   = "AWS/Lambda"
       metric      = "Errors"
       dimensions  = { FunctionName = var.worker_function_name }
@@ -117,7 +117,7 @@ locals {
       missing     = "notBreaching"
     }
     api-5xx = {
-      description = "The API answered with 5xx errors."
+      description = "The API answered with 5xx errors: look at invoke logs --function api and the stage's access logs (output api_access_log_group)."
       namespace   = "AWS/ApiGateway"
       metric      = "5XXError"
       dimensions  = { ApiName = var.rest_api_name, Stage = var.stage_name }
