@@ -72,7 +72,7 @@ locals {
     }
     # --- job status events (module events) and webhooks (module webhooks) ---------------
     publisher-failures-not-empty = {
-      description = "A batch of the jobs table's stream could not be published to the bus after every retry (or its records grew too old): those status changes have no event (no webhook, no operators' e-mail) until an operator acts. Each message in ${var.publisher_failures_queue_name} names the shard and the first and last sequence numbers: read it (aws sqs receive-message), find the cause (invoke logs --function publisher), fix it, then read those records from the stream again while it keeps them (24 h) and put their events. There is no invoke task for this queue."
+      description = "A batch of the jobs table's stream could not be published to the bus after every retry (or its records grew too old): those status changes have no event (no webhook, no operators' e-mail) until an operator acts. Each message in ${var.publisher_failures_queue_name} names the shard and the first and last sequence numbers: read it (aws sqs receive-message), find the cause (invoke logs --function publisher), fix it, then read those records from the stream again while it keeps them (24 h) and put their events. No task of tasks.py replays this queue."
       namespace   = "AWS/SQS"
       metric      = "ApproximateNumberOfMessagesVisible"
       dimensions  = { QueueName = var.publisher_failures_queue_name }
