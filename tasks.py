@@ -95,7 +95,7 @@ def outputs(c: Context, env: str = "", json: bool = False) -> None:
 )
 @friendly_errors
 def status(c: Context, env: str = "", window: str = "24h", scan_cap: int = 10_000) -> None:
-    """Queue and DLQ depth, oldest message age, functions, job counts by status, alarms."""
+    """Queue depth and oldest age (jobs, DLQ, publisher failures, webhooks DLQ), functions, job counts, alarms."""
     from tooling import deploy
 
     deploy.print_status(deploy.resolve(env), window=window, scan_cap=scan_cap)

@@ -168,6 +168,14 @@ module "monitoring" {
   oldest_message_age_threshold_seconds = var.oldest_message_age_alarm_seconds
   create_alarm_topic                   = var.create_alarm_topic
   alarm_email                          = var.alarm_email
+
+  # the job status events and the webhooks (README "Events and notifications")
+  publisher_function_name                  = module.events.publisher_function_name
+  publisher_failures_queue_name            = module.events.publisher_failures_queue_name
+  publisher_iterator_age_threshold_seconds = var.publisher_iterator_age_alarm_seconds
+  notifier_function_name                   = module.webhooks.function_name
+  webhook_queue_name                       = module.webhooks.queue_name
+  webhook_dlq_name                         = module.webhooks.dlq_name
 }
 
 # ---------------------------------------------------------------------------------------

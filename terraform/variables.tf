@@ -375,6 +375,12 @@ variable "oldest_message_age_alarm_seconds" {
   default     = 900
 }
 
+variable "publisher_iterator_age_alarm_seconds" {
+  description = "Alarm when the event publisher is more than this many seconds behind the jobs table's stream (IteratorAge)."
+  type        = number
+  default     = 300
+}
+
 # --- scheduled jobs (README "Flow control") ------------------------------------------------
 
 variable "max_schedule_days" {

@@ -3,8 +3,10 @@
 What it reads (all read-only):
 
 - **Queues**: ``GetQueueAttributes`` on each priority's jobs queue (``queue_urls``: high, normal,
-  low; ``queue_url`` alone on a stack from before priorities) and the DLQ (visible, in flight,
-  delayed). The age of the oldest message is the CloudWatch metric
+  low; ``queue_url`` alone on a stack from before priorities), the DLQ, and, on a stack with
+  events and webhooks, the publisher's failures queue (``publisher_failures_queue_url``: stream
+  batches given up on) and the webhooks DLQ (``webhook_dlq_url``): visible, in flight, delayed.
+  The age of the oldest message is the CloudWatch metric
   ``AWS/SQS ApproximateAgeOfOldestMessage`` (maximum over the last 15 minutes): SQS has no
   API that tells it without receiving, and receiving would change what it measures.
 - **Functions**: ``GetFunction`` for each Lambda (state, last update status and time,
@@ -17,7 +19,8 @@ What it reads (all read-only):
   the timestamp inside its UUIDv7 ``job_id`` (``createdAt`` when the id is not a UUIDv7).
   Idempotency records (owner ``<sub>#idempotency``) are left out.
 - **Alarms**: ``DescribeAlarms``, keeping the alarms whose dimensions name one of this
-  stack's queues, functions, table or API, or whose name starts with the stack's name
+  stack's queues (those above), functions (api, worker, and the publisher and notifier when the
+  stack has them), table or API, or whose name starts with the stack's name
   prefix (the ``name_prefix`` output, else what its two function names share, e.g. ``jobs-dev-``).
 """
 
@@ -32,6 +35,16 @@ from typing import Any
 from tooling.errors import OperatorError
 
 STATUSES = ("PENDING", "PROCESSING", "COMPLETE", "FAILED", "CANCELLED")
+# Queues where a message means something an operator must act on: label -> what the row warns.
+ATTENTION = {
+    "dlq": "messages in the DLQ",
+    "publisher-failures": "stream batches not published: events missing",
+    "webhooks-dlq": "webhook deliveries that gave up",
+}
+# Optional queues (a stack deployed before events/webhooks has none): label -> output with the URL.
+OPTIONAL_QUEUES = {"publisher-failures": "publisher_failures_queue_url", "webhooks-dlq": "webhook_dlq_url"}
+# Optional functions whose alarms are the stack's too: output with the name.
+OPTIONAL_FUNCTIONS = ("publisher_function_name", "notifier_function_name")
 DEFAULT_WINDOW = timedelta(hours=24)
 DEFAULT_SCAN_CAP = 10_000
 _PAGE = 1_000
@@ -96,6 +109,11 @@ def require_output(outputs: dict[str, Any], key: str) -> str:
             "deploy the environment first (invoke deploy --env <env>)",
         )
     return value
+
+
+def _named(outputs: dict[str, Any], key: str) -> bool:
+    """The stack has a (non-empty string) output ``key``: optional ones are absent on older stacks."""
+    return isinstance(outputs.get(key), str) and bool(outputs[key])
 
 
 # ----------------------------------------------------------------------------- queues
@@ -265,9 +283,13 @@ def collect(
     job_queues = by_priority or {"jobs": queue_url}
     queues = [queue_status(sqs, cloudwatch, label, url) for label, url in job_queues.items()]
     queues.append(queue_status(sqs, cloudwatch, "dlq", dlq_url))
+    extra_queues = {label: outputs[key] for label, key in OPTIONAL_QUEUES.items() if _named(outputs, key)}
+    queues += [queue_status(sqs, cloudwatch, label, url) for label, url in extra_queues.items()]
     functions = [function_status(lam, "api", api_fn), function_status(lam, "worker", worker_fn)]
     jobs = job_counts(ddb, table, window, scan_cap)
-    names = {api_fn, worker_fn, table, *(u.rstrip("/").rsplit("/", 1)[-1] for u in (*job_queues.values(), dlq_url))}
+    urls_shown = (*job_queues.values(), dlq_url, *extra_queues.values())
+    names = {api_fn, worker_fn, table, *(u.rstrip("/").rsplit("/", 1)[-1] for u in urls_shown)}
+    names |= {outputs[key] for key in OPTIONAL_FUNCTIONS if _named(outputs, key)}
     for key in ("rest_api_id", "api_name", "stage_name"):
         if isinstance(outputs.get(key), str):
             names.add(outputs[key])
@@ -299,11 +321,12 @@ def _window(delta: timedelta) -> str:
 
 
 def render(report: StatusReport) -> str:
-    lines = [f"status of env {report.env!r}", "", "queues          visible  in-flight  delayed  oldest"]
+    width = max([12, *(len(q.label) for q in report.queues)])
+    lines = [f"status of env {report.env!r}", "", f"{'queues':<{width + 4}}visible  in-flight  delayed  oldest"]
     for q in report.queues:
-        warn = "  <- messages in the DLQ" if q.label == "dlq" and (q.visible or q.in_flight) else ""
+        warn = f"  <- {ATTENTION[q.label]}" if q.label in ATTENTION and (q.visible or q.in_flight) else ""
         age = _age(q.oldest_age_seconds)
-        lines.append(f"  {q.label:<12} {q.visible:>7}  {q.in_flight:>9}  {q.delayed:>7}  {age}{warn}")
+        lines.append(f"  {q.label:<{width}} {q.visible:>7}  {q.in_flight:>9}  {q.delayed:>7}  {age}{warn}")
     lines += ["", "functions"]
     for f in report.functions:
         lines.append(

@@ -442,6 +442,38 @@ def test_the_notifier_role_reads_its_secret_consumes_its_queue_and_writes_only_t
     assert statement["Condition"]["ArnEquals"]["aws:SourceArn"].endswith(":rule/jobs-local-events/jobs-local-webhooks")
 
 
+def test_alarms_of_the_events_and_the_webhooks_watch_the_applied_queues_and_functions(local_stack, aws):
+    """Module monitoring: the alarms on the publisher's failures queue, the webhooks DLQ, the
+    publisher's and the notifier's errors and the publisher's iterator age, as the embedded
+    backend holds them (local: no alarm topic, so no actions)."""
+    _, outputs = local_stack
+
+    def queue(url: str) -> list[dict[str, str]]:
+        return [{"Name": "QueueName", "Value": url.rsplit("/", 1)[-1]}]
+
+    def function(name: str) -> list[dict[str, str]]:
+        return [{"Name": "FunctionName", "Value": name}]
+
+    visible, publisher = "ApproximateNumberOfMessagesVisible", outputs["publisher_function_name"]
+    expected = {
+        "publisher-failures-not-empty": ("AWS/SQS", visible, queue(outputs["publisher_failures_queue_url"]), 0.0),
+        "webhooks-dlq-not-empty": ("AWS/SQS", visible, queue(outputs["webhook_dlq_url"]), 0.0),
+        "publisher-errors": ("AWS/Lambda", "Errors", function(publisher), 0.0),
+        "notifier-errors": ("AWS/Lambda", "Errors", function(outputs["notifier_function_name"]), 0.0),
+        "publisher-iterator-age": ("AWS/Lambda", "IteratorAge", function(publisher), 300_000.0),  # ms
+    }
+    alarms = aws("cloudwatch").describe_alarms(AlarmNamePrefix="jobs-local-")["MetricAlarms"]
+    by_name = {a["AlarmName"].removeprefix("jobs-local-"): a for a in alarms}
+    assert set(expected) <= set(by_name), sorted(by_name)
+    for key, (namespace, metric, dimensions, threshold) in expected.items():
+        alarm = by_name[key]
+        assert (alarm["Namespace"], alarm["MetricName"], alarm["Dimensions"]) == (namespace, metric, dimensions), key
+        statistic = "Sum" if metric == "Errors" else "Maximum"
+        assert (alarm["Statistic"], alarm["Threshold"]) == (statistic, threshold), key
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmActions"] == [] and alarm["AlarmDescription"], key
+
+
 def test_storage_and_queues(local_stack, aws):
     _, outputs = local_stack
     table = aws("dynamodb").describe_table(TableName=outputs["table_name"])["Table"]

@@ -351,3 +351,81 @@ def test_plan_serves_the_console_through_cloudfront_https_only_from_a_private_bu
     _, unknown = planned_change(plan, "module.web[0].aws_cloudfront_response_headers_policy.console")
     assert unknown["security_headers_config"][0]["content_security_policy"][0]["content_security_policy"] is True
     assert "console_url" in plan["planned_values"]["outputs"] or "console_url" in plan["output_changes"]
+
+
+def _alarms_expected(env: str) -> dict[str, tuple[str, str, dict[str, str], str, float]]:
+    """alarm key -> (namespace, metric, dimensions, statistic, threshold) of every alarm of env."""
+    settings, p = tfvars(env), f"jobs-{env}"
+    age = float(settings["oldest_message_age_alarm_seconds"])
+    visible, oldest = "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"
+    return {
+        "dlq-not-empty": ("AWS/SQS", visible, {"QueueName": f"{p}-jobs-dlq"}, "Maximum", 0),
+        "queue-oldest-message-age": ("AWS/SQS", oldest, {"QueueName": f"{p}-jobs"}, "Maximum", age),
+        "queue-high-oldest-message-age": ("AWS/SQS", oldest, {"QueueName": f"{p}-jobs-high"}, "Maximum", age),
+        "queue-low-oldest-message-age": ("AWS/SQS", oldest, {"QueueName": f"{p}-jobs-low"}, "Maximum", age),
+        "worker-errors": ("AWS/Lambda", "Errors", {"FunctionName": f"{p}-worker"}, "Sum", 0),
+        "worker-throttles": ("AWS/Lambda", "Throttles", {"FunctionName": f"{p}-worker"}, "Sum", 0),
+        "api-5xx": ("AWS/ApiGateway", "5XXError", {"ApiName": f"{p}-api", "Stage": env}, "Sum", 0),
+        # the job status events (module events) and the webhooks (module webhooks)
+        "publisher-failures-not-empty": ("AWS/SQS", visible, {"QueueName": f"{p}-publisher-failures"}, "Maximum", 0),
+        "publisher-errors": ("AWS/Lambda", "Errors", {"FunctionName": f"{p}-publisher"}, "Sum", 0),
+        # IteratorAge is in milliseconds; publisher_iterator_age_alarm_seconds defaults to 300
+        "publisher-iterator-age": ("AWS/Lambda", "IteratorAge", {"FunctionName": f"{p}-publisher"}, "Maximum", 300_000),
+        "webhooks-dlq-not-empty": ("AWS/SQS", visible, {"QueueName": f"{p}-webhooks-dlq"}, "Maximum", 0),
+        "notifier-errors": ("AWS/Lambda", "Errors", {"FunctionName": f"{p}-notifier"}, "Sum", 0),
+    }
+
+
+def test_plan_alarms_watch_their_metric_and_notify_the_alarm_topic(env_plan):
+    env, _, plan = env_plan
+    assert tfvars(env)["create_alarm_topic"] == "true"
+    prefix = 'module.monitoring.aws_cloudwatch_metric_alarm.this["'
+    alarms = {a.removeprefix(prefix)[:-2]: v for a, v in planned_resources(plan).items() if a.startswith(prefix)}
+    expected = _alarms_expected(env)
+    assert set(alarms) == set(expected), "an alarm was added or removed: list it in _alarms_expected"
+    assert planned_resources(plan)["module.monitoring.aws_sns_topic.alarms[0]"]["name"] == f"jobs-{env}-alarms"
+    tasks = set(re.findall(r"^def (\w+)\(", (ROOT / "tasks.py").read_text(), re.M))
+    for key, (namespace, metric, dimensions, statistic, threshold) in expected.items():
+        alarm = alarms[key]
+        assert alarm["alarm_name"] == f"jobs-{env}-{key}"
+        assert (alarm["namespace"], alarm["metric_name"], alarm["dimensions"]) == (namespace, metric, dimensions), key
+        assert (alarm["statistic"], alarm["threshold"]) == (statistic, threshold), key
+        assert (alarm["comparison_operator"], alarm["evaluation_periods"]) == ("GreaterThanThreshold", 1), key
+        assert alarm["period"] == 300 and alarm["treat_missing_data"] == "notBreaching", key
+        # what it means and what to do; every task it names exists (invoke redrive: the jobs DLQ only)
+        description = alarm["alarm_description"]
+        assert len(description) >= 40, key
+        assert set(re.findall(r"invoke (\w+)", description)) <= tasks, (key, description)
+        for function in re.findall(r"invoke logs --function (\w+)", description):
+            assert function in ("api", "worker", "publisher", "notifier"), (key, function)
+        # the actions: the alarm topic, created in dev and prod, whose ARN is known only after apply
+        # (without a topic they are known: [])
+        _, unknown = planned_change(plan, f'{prefix}{key}"]')
+        assert unknown["alarm_actions"] is True and unknown["ok_actions"] is True, key
+    # the alarms that need an operator say which queue to look at and how to act on it
+    p = f"jobs-{env}"
+    failures = alarms["publisher-failures-not-empty"]["alarm_description"]
+    assert f"{p}-publisher-failures" in failures and "invoke logs --function publisher" in failures
+    webhooks = alarms["webhooks-dlq-not-empty"]["alarm_description"]
+    assert "start-message-move-task" in webhooks and f"{p}-webhooks-dlq" in webhooks and f"{p}-webhooks " in webhooks
+    assert "invoke redrive" not in failures and "invoke redrive is for the jobs DLQ only" in webhooks
+
+
+def test_plan_dashboard_shows_every_queue_and_function_an_alarm_watches(env_plan):
+    env, _, plan = env_plan
+    dashboard = planned_resources(plan)["module.monitoring.aws_cloudwatch_dashboard.this"]
+    widgets = json.loads(dashboard["dashboard_body"])["widgets"]
+    shown: set[tuple[str, str]] = set()  # (metric, dimension value), the "." and "..." shorthands resolved
+    for widget in widgets:
+        previous: list = []
+        for row in widget["properties"]["metrics"]:
+            plain = [v for v in row if not isinstance(v, dict)]
+            if plain[0] == "...":
+                plain = previous[: len(previous) - len(plain) + 1] + plain[1:]
+            plain = [previous[i] if v == "." else v for i, v in enumerate(plain)]
+            shown |= {(plain[1], plain[i]) for i in range(3, len(plain), 2)}
+            previous = plain
+    for key, (_namespace, metric, dimensions, _statistic, _threshold) in _alarms_expected(env).items():
+        for value in dimensions.values():
+            if value != env:  # the stage
+                assert (metric, value) in shown, (key, metric, value)

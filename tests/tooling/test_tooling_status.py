@@ -186,3 +186,101 @@ def test_status_shows_each_priority_queue(access, seeded_stack):
     assert list(shown) == ["jobs-high", "jobs-normal", "jobs-low", "dlq"]
     assert shown["jobs-high"] == (urls["high"], 2) and shown["jobs-low"] == (urls["low"], 1)
     assert shown["jobs-normal"][0] == urls["normal"]
+
+
+def test_status_shows_the_events_and_webhooks_queues_and_their_alarms(access, seeded_stack):
+    """The publisher's failures queue and the webhooks DLQ get a row each (depth, oldest age, a
+    warning when not empty), and their alarms are the stack's: by name, or by the dimensions."""
+    sqs, cw = access.client("sqs"), access.client("cloudwatch")
+    out = dict(seeded_stack)
+    prefix = out["prefix"]
+    failures = sqs.create_queue(QueueName=f"{prefix}-publisher-failures")["QueueUrl"]
+    webhook_dlq = sqs.create_queue(QueueName=f"{prefix}-webhooks-dlq")["QueueUrl"]
+    out |= {
+        "publisher_failures_queue_url": failures,
+        "webhook_dlq_url": webhook_dlq,
+        "publisher_function_name": f"{prefix}-publisher",
+        "notifier_function_name": f"{prefix}-notifier",
+    }
+    sqs.send_message(QueueUrl=failures, MessageBody='{"DDBStreamBatchInfo": {"shardId": "shardId-1"}}')
+    for n in range(2):
+        sqs.send_message(QueueUrl=webhook_dlq, MessageBody=f'{{"detail": {{"n": {n}}}}}')
+    now = datetime.now(UTC)
+    cw.put_metric_data(
+        Namespace="AWS/SQS",
+        MetricData=[
+            {
+                "MetricName": "ApproximateAgeOfOldestMessage",
+                "Dimensions": [{"Name": "QueueName", "Value": f"{prefix}-webhooks-dlq"}],
+                "Timestamp": now - timedelta(minutes=1),
+                "Value": 5400.0,
+            }
+        ],
+    )
+
+    def alarm(name: str, namespace: str, metric: str, dimension: tuple[str, str], state: str) -> None:
+        cw.put_metric_alarm(
+            AlarmName=name,
+            Namespace=namespace,
+            MetricName=metric,
+            Dimensions=[{"Name": dimension[0], "Value": dimension[1]}],
+            Statistic="Maximum",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=0,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+        cw.set_alarm_state(AlarmName=name, StateValue=state, StateReason=f"{name} is {state}")
+
+    visible = "ApproximateNumberOfMessagesVisible"
+    alarm(
+        f"{prefix}-publisher-failures-not-empty",
+        "AWS/SQS",
+        visible,
+        ("QueueName", f"{prefix}-publisher-failures"),
+        "ALARM",
+    )
+    alarm(f"{prefix}-webhooks-dlq-not-empty", "AWS/SQS", visible, ("QueueName", f"{prefix}-webhooks-dlq"), "ALARM")
+    # not named with the stack's prefix: shown because they watch the stack's notifier and queue
+    alarm(f"ops-{prefix}-notifier", "AWS/Lambda", "Errors", ("FunctionName", f"{prefix}-notifier"), "OK")
+    alarm(
+        f"ops-{prefix}-failures",
+        "AWS/SQS",
+        visible,
+        ("QueueName", f"{prefix}-publisher-failures"),
+        "OK",
+    )
+
+    report = status.collect(access, out, env="test")
+
+    shown = {q.label: (q.url, q.visible, q.in_flight, q.oldest_age_seconds) for q in report.queues}
+    assert list(shown) == ["jobs", "dlq", "publisher-failures", "webhooks-dlq"]
+    assert shown["publisher-failures"] == (failures, 1, 0, None)
+    assert shown["webhooks-dlq"] == (webhook_dlq, 2, 0, 5400.0)
+    assert [(a.name, a.state) for a in report.alarms] == [
+        (f"{prefix}-publisher-failures-not-empty", "ALARM"),
+        (f"{prefix}-webhooks-dlq-not-empty", "ALARM"),
+        (f"ops-{prefix}-failures", "OK"),
+        (f"ops-{prefix}-notifier", "OK"),
+    ]
+
+    text = status.render(report)
+    assert "queues                visible  in-flight  delayed  oldest" in text
+    assert "  jobs                     0          0        0  no data\n" in text
+    assert "  dlq                      0          0        0  no data\n" in text
+    assert (
+        "  publisher-failures       1          0        0  no data  <- stream batches not published: events missing"
+        in text
+    )
+    assert "  webhooks-dlq             2          0        0  90m  <- webhook deliveries that gave up" in text
+    assert (
+        f"ALARM             {prefix}-publisher-failures-not-empty  ({prefix}-publisher-failures-not-empty is ALARM)"
+        in text
+    )
+    assert f"ALARM             {prefix}-webhooks-dlq-not-empty  ({prefix}-webhooks-dlq-not-empty is ALARM)" in text
+
+
+def test_status_of_a_stack_without_events_or_webhooks_has_no_rows_for_them(access, seeded_stack):
+    report = status.collect(access, seeded_stack, env="test")
+    assert [q.label for q in report.queues] == ["jobs", "dlq"]
+    assert status.render(report).splitlines()[2] == "queues          visible  in-flight  delayed  oldest"

@@ -33,6 +33,11 @@ output "publisher_failures_queue_url" {
   value       = aws_sqs_queue.publisher_failures.url
 }
 
+output "publisher_failures_queue_name" {
+  description = "Name of that queue (the QueueName dimension of its alarm)."
+  value       = aws_sqs_queue.publisher_failures.name
+}
+
 output "publisher_failures_queue_arn" {
   description = "ARN of that queue."
   value       = aws_sqs_queue.publisher_failures.arn

@@ -32,6 +32,33 @@ variable "worker_function_name" {
   type        = string
 }
 
+# The job status events (module events) and the webhooks (module webhooks).
+
+variable "publisher_function_name" {
+  description = "Name of the event publisher function (the jobs table's stream -> the bus)."
+  type        = string
+}
+
+variable "publisher_failures_queue_name" {
+  description = "Name of the queue the publisher's stream mapping sends a batch it gave up on (its on-failure destination)."
+  type        = string
+}
+
+variable "notifier_function_name" {
+  description = "Name of the webhooks' notifier function."
+  type        = string
+}
+
+variable "webhook_queue_name" {
+  description = "Name of the webhooks queue (events waiting for delivery or their next attempt)."
+  type        = string
+}
+
+variable "webhook_dlq_name" {
+  description = "Name of the webhooks DLQ (events whose every delivery attempt failed)."
+  type        = string
+}
+
 variable "rest_api_name" {
   description = "Name of the REST API (the ApiName metric dimension)."
   type        = string
@@ -55,6 +82,17 @@ variable "oldest_message_age_threshold_seconds" {
   validation {
     condition     = var.oldest_message_age_threshold_seconds >= 60
     error_message = "oldest_message_age_threshold_seconds must be at least 60."
+  }
+}
+
+variable "publisher_iterator_age_threshold_seconds" {
+  description = "Alarm when the publisher's stream iterator age (its oldest record not yet processed) exceeds this many seconds."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.publisher_iterator_age_threshold_seconds >= 60 && var.publisher_iterator_age_threshold_seconds <= 86400
+    error_message = "publisher_iterator_age_threshold_seconds must be from 60 to 86400 (the stream keeps records 24 h)."
   }
 }
 

@@ -3,6 +3,11 @@ output "queue_url" {
   value       = aws_sqs_queue.webhooks.url
 }
 
+output "queue_name" {
+  description = "Name of the webhooks queue (the QueueName dimension of the dashboard's metrics)."
+  value       = aws_sqs_queue.webhooks.name
+}
+
 output "queue_arn" {
   description = "ARN of the webhooks queue."
   value       = aws_sqs_queue.webhooks.arn
