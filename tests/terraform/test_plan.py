@@ -351,3 +351,63 @@ def test_plan_serves_the_console_through_cloudfront_https_only_from_a_private_bu
     _, unknown = planned_change(plan, "module.web[0].aws_cloudfront_response_headers_policy.console")
     assert unknown["security_headers_config"][0]["content_security_policy"][0]["content_security_policy"] is True
     assert "console_url" in plan["planned_values"]["outputs"] or "console_url" in plan["output_changes"]
+
+
+def test_a_created_pool_with_a_domain_prefix_gets_a_hosted_login_back_to_the_console(make_runner, tmp_path):
+    """The pool created here (no pool in the tfvars) + cognito_domain_prefix: a login domain, an
+    app client for the code flow with the console's URL as callback, and the domain in the CSP.
+    The client's callback URL comes from the console's distribution while the console's CSP
+    names the domain: the plan shows they do not form a cycle."""
+    pool_inputs = {"cognito_user_pool_arn": None, "cognito_issuer_url": None, "cognito_app_client_id": None}
+    runner = make_runner(
+        "dev", work_root=tmp_path, variables={**pool_inputs, "cognito_domain_prefix": "jobs-dev-login"}
+    )
+    runner.init()
+    plan_file = tmp_path / "hosted.tfplan"
+    runner.plan(out=plan_file)
+    plan = runner.show_plan(plan_file)
+    resources = planned_resources(plan)
+    domain = resources["module.identity.aws_cognito_user_pool_domain.this[0]"]
+    assert domain["domain"] == "jobs-dev-login"
+    client = resources["module.identity.aws_cognito_user_pool_client.this[0]"]
+    assert client["allowed_oauth_flows"] == ["code"] and client["allowed_oauth_flows_user_pool_client"] is True
+    assert sorted(client["allowed_oauth_scopes"]) == ["email", "openid", "profile"]
+    assert client["supported_identity_providers"] == ["COGNITO"]
+    assert "ALLOW_USER_PASSWORD_AUTH" in client["explicit_auth_flows"]  # the password form still works
+    _, unknown = planned_change(plan, "module.identity.aws_cognito_user_pool_client.this[0]")
+    assert unknown["callback_urls"] == unknown["logout_urls"] == [True]  # the CloudFront URL, known after apply
+    outputs = plan["planned_values"]["outputs"]
+    assert outputs["cognito_oauth_domain"]["value"] == "https://jobs-dev-login.auth.us-east-1.amazoncognito.com"
+    assert outputs["cognito_oauth_scopes"]["value"] == ["openid", "email", "profile"]
+
+    # wrong inputs are refused at plan with a message saying what to do (no pool_inputs: the
+    # env's own pool of the tfvars)
+    zips = {k: v for k, v in runner.variables.items() if k not in pool_inputs and k != "cognito_domain_prefix"}
+    for variables, message in (
+        ({**pool_inputs, "cognito_domain_prefix": "my-aws-login"}, "must not contain"),
+        ({**pool_inputs, "cognito_domain_prefix": "-login"}, "lowercase letters, digits and hyphens"),
+        ({**pool_inputs, "cognito_domain_prefix": "login", "console_enabled": False}, "needs the console"),
+        (
+            {"cognito_domain_prefix": "login"},
+            "for an existing pool (user_pool_arn) give its domain as hosted_login_url",
+        ),
+        ({**pool_inputs, "cognito_hosted_login_url": "https://auth.example.com"}, "for a pool created here"),
+        ({"cognito_hosted_login_url": "https://auth.example.com/login"}, "no path or trailing slash"),
+        (
+            {"cognito_hosted_login_url": "https://auth.example.com", "cognito_oauth_scopes": ["email"]},
+            'include "openid"',
+        ),
+    ):
+        runner.variables = {**zips, **variables}
+        with pytest.raises(TerraformError) as refused:
+            runner.plan()
+        said = " ".join(refused.value.details.replace("│", " ").split())
+        assert message in said, (variables, said[-600:])
+
+    # the env's own pool with its hosted login domain: passed through to the outputs (config.json)
+    runner.variables = {**zips}
+    runner.variables["cognito_hosted_login_url"] = "https://auth.example.com"
+    runner.plan(out=plan_file)
+    outputs = runner.show_plan(plan_file)["planned_values"]["outputs"]
+    assert outputs["cognito_oauth_domain"]["value"] == "https://auth.example.com"
+    assert outputs["cognito_oauth_scopes"]["value"] == ["openid", "email", "profile"]
