@@ -380,34 +380,42 @@ def test_a_created_pool_with_a_domain_prefix_gets_a_hosted_login_back_to_the_con
     assert outputs["cognito_oauth_domain"]["value"] == "https://jobs-dev-login.auth.us-east-1.amazoncognito.com"
     assert outputs["cognito_oauth_scopes"]["value"] == ["openid", "email", "profile"]
 
-    # wrong inputs are refused at plan with a message saying what to do (no pool_inputs: the
-    # env's own pool of the tfvars)
-    zips = {k: v for k, v in runner.variables.items() if k not in pool_inputs and k != "cognito_domain_prefix"}
-    for variables, message in (
-        ({**pool_inputs, "cognito_domain_prefix": "my-aws-login"}, "must not contain"),
-        ({**pool_inputs, "cognito_domain_prefix": "-login"}, "lowercase letters, digits and hyphens"),
-        ({**pool_inputs, "cognito_domain_prefix": "login", "console_enabled": False}, "needs the console"),
-        (
-            {"cognito_domain_prefix": "login"},
-            "for an existing pool (user_pool_arn) give its domain as hosted_login_url",
+    # wrong inputs are refused at plan, each with a message saying what to do (terraform reports
+    # every failed validation of one module at once, the root module's before the others')
+    others = {k: v for k, v in runner.variables.items() if k not in pool_inputs and k != "cognito_domain_prefix"}
+    for variables, messages in (
+        (  # the root module's checks
+            {
+                **pool_inputs,
+                "cognito_domain_prefix": "login",
+                "console_enabled": False,
+                "api_authorization_scopes": ["aws.cognito.signin.user.admin"],
+            },
+            ["needs the console", "cognito_oauth_scopes must include every scope of api_authorization_scopes"],
         ),
-        ({**pool_inputs, "cognito_hosted_login_url": "https://auth.example.com"}, "for a pool created here"),
-        ({"cognito_hosted_login_url": "https://auth.example.com/login"}, "no path or trailing slash"),
-        (
-            {"cognito_hosted_login_url": "https://auth.example.com", "cognito_oauth_scopes": ["email"]},
-            'include "openid"',
+        (  # the identity module's, with a pool created here
+            {
+                **pool_inputs,
+                "cognito_domain_prefix": "my-aws-login-",
+                "cognito_hosted_login_url": "https://auth.example.com/login",
+                "cognito_oauth_scopes": ["email"],
+            },
+            [
+                "must not contain",
+                "lowercase letters, digits and hyphens",
+                "for a pool created here, set domain_prefix instead",
+                "no path or trailing slash",
+                'must include "openid"',
+            ],
+        ),
+        (  # the identity module's, with the env's own pool
+            {"cognito_domain_prefix": "login"},
+            ["for an existing pool (user_pool_arn) give its domain as hosted_login_url"],
         ),
     ):
-        runner.variables = {**zips, **variables}
+        runner.variables = {**others, **variables}
         with pytest.raises(TerraformError) as refused:
             runner.plan()
         said = " ".join(refused.value.details.replace("│", " ").split())
-        assert message in said, (variables, said[-600:])
-
-    # the env's own pool with its hosted login domain: passed through to the outputs (config.json)
-    runner.variables = {**zips}
-    runner.variables["cognito_hosted_login_url"] = "https://auth.example.com"
-    runner.plan(out=plan_file)
-    outputs = runner.show_plan(plan_file)["planned_values"]["outputs"]
-    assert outputs["cognito_oauth_domain"]["value"] == "https://auth.example.com"
-    assert outputs["cognito_oauth_scopes"]["value"] == ["openid", "email", "profile"]
+        for message in messages:
+            assert message in said, (message, said[-1500:])
