@@ -295,6 +295,7 @@ def test_hosted_login_with_pkce_signs_in_refreshes_and_signs_out(
     hosted_button = page.get_by_role("button", name="Sign in with the hosted login page")
     expect(hosted_button).to_be_visible()
     expect(page.get_by_label("Password")).to_be_visible()  # the password form stays on offer
+    shot(page, "sign-in-hosted")
 
     # a tampered code_verifier (changed on its way to the token endpoint) gets no tokens
     def tamper(route: Any) -> None:

@@ -381,17 +381,15 @@ def test_a_created_pool_with_a_domain_prefix_gets_a_hosted_login_back_to_the_con
     assert outputs["cognito_oauth_scopes"]["value"] == ["openid", "email", "profile"]
 
     # wrong inputs are refused at plan, each with a message saying what to do (terraform reports
-    # every failed validation of one module at once, the root module's before the others')
+    # the failed validations of a child module together, and none while a root one fails)
     others = {k: v for k, v in runner.variables.items() if k not in pool_inputs and k != "cognito_domain_prefix"}
     for variables, messages in (
-        (  # the root module's checks
+        (  # the root module's (terraform stops at the first of them: one here)
             {
-                **pool_inputs,
-                "cognito_domain_prefix": "login",
-                "console_enabled": False,
+                "cognito_hosted_login_url": "https://auth.example.com",
                 "api_authorization_scopes": ["aws.cognito.signin.user.admin"],
             },
-            ["needs the console", "cognito_oauth_scopes must include every scope of api_authorization_scopes"],
+            ["cognito_oauth_scopes must include every scope of api_authorization_scopes"],
         ),
         (  # the identity module's, with a pool created here
             {
