@@ -1,7 +1,9 @@
 """The web console in a real browser (headless Chromium, driven by Playwright) against the
 session's local stack: sign in, submit, watch a job finish without reloading, read its result,
-cancel a scheduled job, see the API's validation message, survive an ended session with the
-form kept, sign out. Screenshots of the main screens go to build/console/.
+cancel a scheduled job and a running one, see the API's validation message, survive an ended
+session with the form kept, sign out; and sign in through a hosted login page with the
+authorization-code flow and PKCE, against a stand-in login domain (``hosted_login.py``: moto has
+no hosted UI). Screenshots of the main screens go to build/console/.
 
 The browser is Debian's ``chromium`` package (``CHROMIUM_PATH``, else ``chromium`` on PATH):
 Playwright's own browser download needs a host this project's machines cannot reach.

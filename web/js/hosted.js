@@ -75,7 +75,7 @@ export class HostedLogin {
   /** Whether this page load is the login page's answer (a code, or an error). */
   static isCallback(loc = window.location) {
     const params = new URLSearchParams(loc.search);
-    return params.has("state") && (params.has("code") || params.has("error"));
+    return params.has("code") || params.has("error");
   }
 
   /** Finish: check the state, exchange the code. Returns the token endpoint's answer. */
