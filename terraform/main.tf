@@ -17,6 +17,12 @@ locals {
     "https://${module.storage.bucket_name}.s3.amazonaws.com",
     "https://${module.storage.bucket_name}.s3.${var.region}.amazonaws.com",
   ]
+  # The hosted login (authorization code + PKCE): the console fetches its token and revoke
+  # endpoints, so its origin joins the CSP's connect-src (its length is known from the inputs).
+  hosted_login           = var.cognito_domain_prefix != null || var.cognito_hosted_login_url != null
+  console_login_origins  = local.hosted_login ? [module.identity.oauth_domain_url] : []
+  console_callback_urls  = [for origin in local.console_origins : "${origin}/"]
+  console_csp_connect_to = concat(local.console_connect_origins, local.console_login_origins)
 }
 
 module "identity" {
@@ -27,6 +33,11 @@ module "identity" {
   app_client_id       = var.cognito_app_client_id
   issuer_url          = var.cognito_issuer_url
   deletion_protection = var.deletion_protection
+  # the hosted login: created with the pool, or the existing pool's (README "Web console")
+  domain_prefix       = var.cognito_domain_prefix
+  hosted_login_url    = var.cognito_hosted_login_url
+  oauth_scopes        = var.cognito_oauth_scopes
+  oauth_callback_urls = var.cognito_domain_prefix == null ? [] : local.console_callback_urls
 }
 
 module "storage" {
@@ -212,7 +223,7 @@ module "web" {
   count  = var.console_enabled ? 1 : 0
 
   name_prefix         = local.name_prefix
-  connect_origins     = local.console_connect_origins
+  connect_origins     = local.console_csp_connect_to
   price_class         = var.console_price_class
   aliases             = var.console_aliases
   acm_certificate_arn = var.console_acm_certificate_arn

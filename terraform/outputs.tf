@@ -226,3 +226,13 @@ output "console_distribution_id" {
   description = "CloudFront distribution of the web console (invoke deploy invalidates it after an upload)."
   value       = var.console_enabled ? module.web[0].distribution_id : null
 }
+
+output "cognito_oauth_domain" {
+  description = "https base URL of the user pool's hosted login domain, written to the console's config.json as oauth_domain (null: password sign-in only)."
+  value       = module.identity.oauth_domain_url
+}
+
+output "cognito_oauth_scopes" {
+  description = "Scopes the console asks the hosted login for ([] without a hosted login)."
+  value       = module.identity.oauth_scopes
+}

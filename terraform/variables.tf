@@ -97,6 +97,36 @@ variable "cognito_app_client_id" {
   default     = null
 }
 
+variable "cognito_domain_prefix" {
+  description = "A pool the stack creates only: prefix of its hosted login domain (https://<prefix>.auth.<region>.amazoncognito.com); the app client then allows the authorization-code flow back to the console (README \"Web console\"). null (the default): no hosted login."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.cognito_domain_prefix == null || var.console_enabled
+    error_message = "cognito_domain_prefix needs the console (console_enabled = true): the hosted login sends users back to the console's URL."
+  }
+}
+
+variable "cognito_hosted_login_url" {
+  description = "An existing pool (cognito_user_pool_arn) only: the https base URL of its hosted login domain, written to the console's config.json (its app client must allow the code flow back to the console's URL). null (the default): no hosted login."
+  type        = string
+  default     = null
+}
+
+variable "cognito_oauth_scopes" {
+  description = "Scopes the console asks the hosted login for (and a pool created here allows); must include openid, and every api_authorization_scopes entry when the API takes access tokens."
+  type        = list(string)
+  default     = ["openid", "email", "profile"]
+
+  validation {
+    condition = (var.cognito_domain_prefix == null && var.cognito_hosted_login_url == null) || alltrue([
+      for s in var.api_authorization_scopes : contains(var.cognito_oauth_scopes, s)
+    ])
+    error_message = "With a hosted login, cognito_oauth_scopes must include every scope of api_authorization_scopes: the API refuses an access token without one."
+  }
+}
+
 variable "cors_allowed_origins" {
   description = "Origins allowed to call the API from a browser; [\"*\"] allows any."
   type        = list(string)

@@ -29,6 +29,8 @@ CONFIG_NAME = "config.json"
 COGNITO_ENDPOINT = "https://cognito-idp.{region}.amazonaws.com/"
 # The scope every access token of a user sign-in carries (see README, The API).
 SIGNIN_SCOPE = "aws.cognito.signin.user.admin"
+# What the hosted login's authorization-code flow asks for unless the stack says otherwise.
+DEFAULT_OAUTH_SCOPES = ("openid", "email", "profile")
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".css": "text/css; charset=utf-8",
@@ -66,7 +68,17 @@ def console_config(
         "cognito_endpoint": cognito_endpoint or default_endpoint or COGNITO_ENDPOINT.format(region=region),
         "token_use": token_use(list(outputs.get("api_authorization_scopes") or [])),
         "env": str(outputs.get("name_prefix") or ""),
+        **hosted_login(outputs),
     }
+
+
+def hosted_login(outputs: dict[str, Any]) -> dict[str, Any]:
+    """The hosted (managed) login of the pool, when it has one: ``oauth_domain`` (the https base
+    URL of its login domain) and ``oauth_scopes``; nothing otherwise (the password form only)."""
+    domain = str(outputs.get("cognito_oauth_domain") or "").rstrip("/")
+    if not domain:
+        return {}
+    return {"oauth_domain": domain, "oauth_scopes": list(outputs.get("cognito_oauth_scopes") or DEFAULT_OAUTH_SCOPES)}
 
 
 def origin_of(url: str) -> str:
@@ -128,9 +140,16 @@ class ConsoleServer:
             raise RuntimeError("the console server is not running")
         return f"http://{LOOPBACK}:{self._server.server_address[1]}/"
 
+    @property
+    def connect_origins(self) -> list[str]:
+        """``connect`` and, when the config names a hosted login domain, exactly its origin (the
+        token and revoke endpoints the page calls with fetch())."""
+        domain = str(self.config.get("oauth_domain") or "")
+        return [*self.connect, origin_of(domain)] if domain else list(self.connect)
+
     def start(self) -> ConsoleServer:
         handler = _handler(
-            self.root.resolve(), json.dumps(self.config, indent=2).encode(), security_headers(self.connect)
+            self.root.resolve(), json.dumps(self.config, indent=2).encode(), security_headers(self.connect_origins)
         )
         self._server = ThreadingHTTPServer((LOOPBACK, self.port), handler)
         self._server.daemon_threads = True

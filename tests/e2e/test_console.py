@@ -1,7 +1,9 @@
 """The web console in a real browser (headless Chromium, driven by Playwright) against the
 session's local stack: sign in, submit, watch a job finish without reloading, read its result,
-cancel a scheduled job, see the API's validation message, survive an ended session with the
-form kept, sign out. Screenshots of the main screens go to build/console/.
+cancel a scheduled job and a running one, see the API's validation message, survive an ended
+session with the form kept, sign out; and sign in through a hosted login page with the
+authorization-code flow and PKCE, against a stand-in login domain (``hosted_login.py``: moto has
+no hosted UI). Screenshots of the main screens go to build/console/.
 
 The browser is Debian's ``chromium`` package (``CHROMIUM_PATH``, else ``chromium`` on PATH):
 Playwright's own browser download needs a host this project's machines cannot reach.
@@ -12,12 +14,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 
-from tests.e2e.support import ROOT, User
+from jobs import actions
+from tests.e2e import hosted_login
+from tests.e2e.hosted_login import FakeHostedLogin
+from tests.e2e.support import ROOT, User, wait_for
+from tooling import console as console_mod
 from tooling.local_stack import LocalStack
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the [dev] extra")
@@ -25,6 +34,10 @@ expect = playwright_api.expect
 
 SHOTS = ROOT / "build" / "console"
 WAIT_MS = 30_000  # a job here finishes in a few seconds; this bounds a hang, it is no timing claim
+# Every expectation here waits on the API through the local stack. Playwright's default of 5 s
+# is a timing claim: on a loaded machine a new API environment's cold start alone took longer
+# (a double-clicked submit "never reached the API" within it). The bound is a hang's, as above.
+expect.set_options(timeout=WAIT_MS)
 
 
 def chromium_path() -> str:
@@ -229,3 +242,164 @@ def test_console_time_to_first_jobs_and_a_phone_sized_screen(
         shot(page, "jobs-phone")
     finally:
         context.close()
+
+
+# ------------------------------------------------------------------------------------------
+# Sign-in through the pool's hosted login page: authorization code + PKCE
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hosted(stack: LocalStack) -> Iterator[tuple[FakeHostedLogin, console_mod.ConsoleServer]]:
+    """A fake hosted login domain (moto has none) and a console whose config.json names it."""
+    fake = FakeHostedLogin(stack.client("cognito-idp"), stack.outputs["user_pool_client_id"]).start()
+    backend = stack.backend.endpoint.rstrip("/")
+    config = {
+        **console_mod.console_config(stack.outputs, api_url=stack.api_url, cognito_endpoint=backend + "/"),
+        "oauth_domain": fake.url,
+        "oauth_scopes": ["openid", "email", "profile"],
+    }
+    server = console_mod.ConsoleServer(
+        config, connect=[console_mod.origin_of(stack.api_url), console_mod.origin_of(backend)]
+    ).start()
+    fake.redirect_uri = server.url
+    try:
+        yield fake, server
+    finally:
+        server.stop()
+        fake.stop()
+
+
+def session_of(page: Any) -> dict[str, Any]:
+    return json.loads(page.evaluate("() => sessionStorage.getItem('jobs-console.session')") or "null") or {}
+
+
+def test_hosted_login_with_pkce_signs_in_refreshes_and_signs_out(
+    stack: LocalStack,
+    make_user: Callable[[], User],
+    page: Any,
+    hosted: tuple[FakeHostedLogin, console_mod.ConsoleServer],
+) -> None:
+    fake, server = hosted
+    user = make_user()
+    user.api.submit(name="seen-through-hosted-login")
+    fake.username, fake.password = user.username, user.password
+    # the CSP lets the page fetch from exactly the login domain (besides the API and Cognito)
+    csp = requests.get(server.url, timeout=10).headers["Content-Security-Policy"]
+    connect_src = next(d for d in csp.split(";") if d.strip().startswith("connect-src")).split()[1:]
+    assert fake.url in connect_src
+    cognito_calls: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            cognito_calls.append(r.headers.get("x-amz-target", ""))
+            if r.url.startswith(stack.backend.endpoint) and r.method == "POST"
+            else None
+        ),
+    )
+    page.goto(server.url)
+    hosted_button = page.get_by_role("button", name="Sign in with the hosted login page")
+    expect(hosted_button).to_be_visible()
+    expect(page.get_by_label("Password")).to_be_visible()  # the password form stays on offer
+    shot(page, "sign-in-hosted")
+
+    # a tampered code_verifier (changed on its way to the token endpoint) gets no tokens
+    def tamper(route: Any) -> None:
+        form = dict(urllib.parse.parse_qsl(route.request.post_data or ""))
+        form["code_verifier"] = form["code_verifier"][::-1]
+        route.continue_(post_data=urllib.parse.urlencode(form))
+
+    page.route(f"{fake.url}/oauth2/token", tamper)
+    hosted_button.click()
+    expect(page.locator("#signin-error")).to_contain_text("invalid_grant")
+    assert fake.grants() == ["authorization_code"] and fake.grants(400) == ["authorization_code"]
+    assert session_of(page) == {}
+    page.unroute(f"{fake.url}/oauth2/token")
+
+    # an answer whose state is not the one this tab sent is refused in the page, never exchanged
+    fake.tamper_state = True
+    hosted_button.click()
+    expect(page.locator("#signin-error")).to_contain_text("state mismatch")
+    assert "code=" not in page.url and fake.grants() == ["authorization_code"]  # no second exchange
+    fake.tamper_state = False
+    # a code that arrives with no sign-in started in this tab, likewise
+    page.goto(server.url + "?code=planted&state=anything")
+    expect(page.locator("#signin-error")).to_contain_text("state mismatch")
+    assert fake.grants() == ["authorization_code"]
+
+    # the real thing: authorize (S256 challenge) -> back with a code -> exchanged with the verifier
+    page.get_by_role("button", name="Sign in with the hosted login page").click()
+    expect(row(page, "seen-through-hosted-login")).to_have_count(1)
+    expect(page.locator("#user-name")).to_have_text(user.username)
+    authorize = [c for c in fake.calls if c.path == "/oauth2/authorize"][-1]
+    assert authorize.params["code_challenge_method"] == "S256" and authorize.params["scope"] == "openid email profile"
+    assert fake.grants(200) == ["authorization_code"]
+    exchange = [c for c in fake.calls if c.path == "/oauth2/token"][-1]
+    assert hosted_login.s256(exchange.params["code_verifier"]) == authorize.params["code_challenge"]
+    assert "code=" not in page.url and "state=" not in page.url  # the address bar is clean
+    stored = json.dumps(page.evaluate("() => ({...sessionStorage})"))
+    assert "jobs-console.pkce" not in stored and user.password not in stored  # verifier gone, no password
+    assert session_of(page)["via"] == "hosted"
+    # the page signs in and out through the login domain only, never Cognito's password API
+    assert cognito_calls == []
+
+    # an expiring session renews its tokens at the token endpoint (grant_type=refresh_token)
+    page.evaluate(
+        """() => { const s = JSON.parse(sessionStorage.getItem('jobs-console.session'));
+                   s.expiresAt = 0; sessionStorage.setItem('jobs-console.session', JSON.stringify(s)); }"""
+    )
+    page.get_by_role("button", name="Refresh").click()
+    expect(page.locator("#jobs-body tr")).to_have_count(1)
+    wait_for(lambda: session_of(page).get("expiresAt", 0) > time.time(), 10, "the renewed session")
+    assert fake.grants(200) == ["authorization_code", "refresh_token"]
+    refresh_token = session_of(page)["refreshToken"]
+
+    # sign out: the refresh token revoked, the login page's session left, the tokens forgotten
+    with page.expect_navigation(url=server.url):  # through the domain's /logout and back
+        page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert [c.status for c in fake.calls if c.path == "/logout"] == [302]
+    assert refresh_token in fake.revoked
+    assert page.evaluate("() => sessionStorage.length") == 0
+    assert cognito_calls == [] and page.problems == []  # no CSP violation, no script error
+
+
+# ------------------------------------------------------------------------------------------
+# Cancelling a running job from its detail view
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("queue_drained")
+def test_console_cancels_a_running_job_and_sees_it_cancelled(
+    stack: LocalStack, make_user: Callable[[], User], page: Any
+) -> None:
+    # hash-chain asked for the most rounds it takes runs until it is stopped here (the e2e
+    # worker's 5 s timeout would stop it at about 3.5 s; a cancel seen in time ends it sooner).
+    user = make_user()
+    page.goto(stack.console_url)
+    sign_in(page, user)
+    page.get_by_label("Name", exact=True).fill("console-running")
+    page.get_by_label("Action").select_option("hash-chain")
+    page.get_by_label("Context 1").fill("stop me")
+    page.get_by_label("Context 2").fill(str(actions.HASH_CHAIN_MAX_ROUNDS))
+    page.get_by_role("button", name="Submit job").click()
+    row(page, "console-running").get_by_role("button").click()
+
+    # the detail view follows the job by itself: PROCESSING, with its progress bar
+    expect(page.locator("#detail-title")).to_contain_text("PROCESSING", timeout=WAIT_MS)
+    expect(page.locator("#detail-progress")).to_be_visible(timeout=WAIT_MS)
+    shot(page, "job-running")
+    with page.expect_response(lambda r: r.request.method == "DELETE" and "/job" in r.url) as answered:
+        page.get_by_role("button", name="Request cancel").click()
+    assert answered.value.status == 202  # a running job: the cancel is requested, the worker stops it
+
+    # CANCELLED on screen without a reload, in the detail view and in the table (the bound
+    # covers a cancel that just missed the attempt's last progress write: the job's next
+    # delivery, after the 31 s visibility timeout, then cancels it)
+    expect(page.locator("#detail-title")).to_contain_text("CANCELLED", timeout=2 * WAIT_MS)
+    expect(row(page, "console-running").locator(".status")).to_have_text("CANCELLED")
+    expect(page.locator("#detail-fields dd[data-field=cancel_requested_at]")).not_to_be_empty()
+    expect(page.get_by_role("button", name="Request cancel")).to_have_count(0)
+    job = next(j for j in user.api.list_jobs().json() if j["name"] == "console-running")
+    assert job["status"] == "CANCELLED" and job["cancel_requested_at"] and "result_url" not in job, job
+    assert page.problems == []

@@ -429,3 +429,69 @@ def test_plan_dashboard_shows_every_queue_and_function_an_alarm_watches(env_plan
         for value in dimensions.values():
             if value != env:  # the stage
                 assert (metric, value) in shown, (key, metric, value)
+
+
+def test_a_created_pool_with_a_domain_prefix_gets_a_hosted_login_back_to_the_console(make_runner, tmp_path):
+    """The pool created here (no pool in the tfvars) + cognito_domain_prefix: a login domain, an
+    app client for the code flow with the console's URL as callback, and the domain in the CSP.
+    The client's callback URL comes from the console's distribution while the console's CSP
+    names the domain: the plan shows they do not form a cycle."""
+    pool_inputs = {"cognito_user_pool_arn": None, "cognito_issuer_url": None, "cognito_app_client_id": None}
+    runner = make_runner(
+        "dev", work_root=tmp_path, variables={**pool_inputs, "cognito_domain_prefix": "jobs-dev-login"}
+    )
+    runner.init()
+    plan_file = tmp_path / "hosted.tfplan"
+    runner.plan(out=plan_file)
+    plan = runner.show_plan(plan_file)
+    resources = planned_resources(plan)
+    domain = resources["module.identity.aws_cognito_user_pool_domain.this[0]"]
+    assert domain["domain"] == "jobs-dev-login"
+    client = resources["module.identity.aws_cognito_user_pool_client.this[0]"]
+    assert client["allowed_oauth_flows"] == ["code"] and client["allowed_oauth_flows_user_pool_client"] is True
+    assert sorted(client["allowed_oauth_scopes"]) == ["email", "openid", "profile"]
+    assert client["supported_identity_providers"] == ["COGNITO"]
+    assert "ALLOW_USER_PASSWORD_AUTH" in client["explicit_auth_flows"]  # the password form still works
+    _, unknown = planned_change(plan, "module.identity.aws_cognito_user_pool_client.this[0]")
+    assert unknown["callback_urls"] == unknown["logout_urls"] == [True]  # the CloudFront URL, known after apply
+    outputs = plan["planned_values"]["outputs"]
+    assert outputs["cognito_oauth_domain"]["value"] == "https://jobs-dev-login.auth.us-east-1.amazoncognito.com"
+    assert outputs["cognito_oauth_scopes"]["value"] == ["openid", "email", "profile"]
+
+    # wrong inputs are refused at plan, each with a message saying what to do (terraform reports
+    # the failed validations of a child module together, and none while a root one fails)
+    others = {k: v for k, v in runner.variables.items() if k not in pool_inputs and k != "cognito_domain_prefix"}
+    for variables, messages in (
+        (  # the root module's (terraform stops at the first of them: one here)
+            {
+                "cognito_hosted_login_url": "https://auth.example.com",
+                "api_authorization_scopes": ["aws.cognito.signin.user.admin"],
+            },
+            ["cognito_oauth_scopes must include every scope of api_authorization_scopes"],
+        ),
+        (  # the identity module's, with a pool created here
+            {
+                **pool_inputs,
+                "cognito_domain_prefix": "my-aws-login-",
+                "cognito_hosted_login_url": "https://auth.example.com/login",
+                "cognito_oauth_scopes": ["email"],
+            },
+            [
+                "must not contain",
+                "lowercase letters, digits and hyphens",
+                "for a pool created here, set domain_prefix instead",
+                "no path or trailing slash",
+                'must include "openid"',
+            ],
+        ),
+        (  # the identity module's, with the env's own pool
+            {"cognito_domain_prefix": "login"},
+            ["for an existing pool (user_pool_arn) give its domain as hosted_login_url"],
+        ),
+    ):
+        runner.variables = {**others, **variables}
+        with pytest.raises(TerraformError) as refused:
+            runner.plan()
+        said = " ".join(refused.value.details.replace("│", " ").split())
+        for message in messages:
+            assert message in said, (message, said[-1500:])

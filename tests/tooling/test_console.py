@@ -39,6 +39,43 @@ def test_config_names_the_api_the_pool_and_the_pools_cognito_endpoint() -> None:
     assert (local["api_url"], local["cognito_endpoint"]) == ("http://127.0.0.1:1/local", "http://127.0.0.1:2/")
 
 
+def test_config_names_the_hosted_login_only_when_the_stack_has_one() -> None:
+    assert "oauth_domain" not in console.console_config({**OUTPUTS, "cognito_oauth_domain": None})
+    hosted = console.console_config(
+        {
+            **OUTPUTS,
+            "cognito_oauth_domain": "https://jobs-dev.auth.eu-central-1.amazoncognito.com/",
+            "cognito_oauth_scopes": ["openid", "email"],
+        }
+    )
+    assert hosted["oauth_domain"] == "https://jobs-dev.auth.eu-central-1.amazoncognito.com"  # a base URL
+    assert hosted["oauth_scopes"] == ["openid", "email"]
+    # an existing pool's domain given without scopes: the console asks for the usual three
+    assert console.console_config({**OUTPUTS, "cognito_oauth_domain": "https://auth.example.com"})["oauth_scopes"] == [
+        "openid",
+        "email",
+        "profile",
+    ]
+
+
+def test_the_csp_lets_the_page_fetch_from_exactly_the_hosted_login_domain(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<!doctype html>")
+    plain = console.ConsoleServer(
+        {"api_url": "http://127.0.0.1:9/local"}, connect=["http://127.0.0.1:9"], root=tmp_path
+    )
+    assert plain.connect_origins == ["http://127.0.0.1:9"]
+    server = console.ConsoleServer(
+        {"api_url": "http://127.0.0.1:9/local", "oauth_domain": "https://login.example.com"},
+        connect=["http://127.0.0.1:9"],
+        root=tmp_path,
+    ).start()
+    try:
+        csp = requests.get(server.url, timeout=5).headers["Content-Security-Policy"]
+        assert "connect-src 'self' http://127.0.0.1:9 https://login.example.com;" in csp
+    finally:
+        server.stop()
+
+
 def test_loopback_server_serves_the_files_the_config_and_the_csp(tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("<!doctype html><title>t</title>")
     (tmp_path / "js").mkdir()

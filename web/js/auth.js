@@ -1,7 +1,13 @@
-// Sign-in with the stack's Cognito user pool through Cognito's JSON API (no SDK):
-// InitiateAuth with USER_PASSWORD_AUTH to sign in, REFRESH_TOKEN_AUTH to renew the tokens,
-// GlobalSignOut to sign out. The tokens live in sessionStorage (this tab only, gone when it
-// closes); the password is sent to Cognito once and never kept.
+// Sign-in with the stack's Cognito user pool, two ways:
+// - the password form, through Cognito's JSON API (no SDK): InitiateAuth with
+//   USER_PASSWORD_AUTH to sign in, REFRESH_TOKEN_AUTH to renew the tokens, GlobalSignOut to
+//   sign out; the password is sent to Cognito once and never kept;
+// - when config.json names the pool's login domain (oauth_domain), its hosted login page:
+//   the authorization-code flow with PKCE (hosted.js), tokens renewed and revoked at the
+//   domain's OAuth endpoints.
+// The tokens live in sessionStorage (this tab only, gone when it closes).
+
+import { HostedLogin } from "./hosted.js";
 
 const STORAGE_KEY = "jobs-console.session";
 const REFRESH_MARGIN_SECONDS = 60; // renew a token this long before it expires
@@ -30,6 +36,7 @@ export class Auth {
     this.config = config;
     this.storage = storage;
     this.refreshing = null;
+    this.hosted = config.oauth_domain ? new HostedLogin(config, storage) : null;
   }
 
   /** The stored session: {idToken, accessToken, refreshToken, expiresAt (epoch s), username}. */
@@ -87,7 +94,37 @@ export class Auth {
       refreshToken: result.RefreshToken || previous.refreshToken,
       expiresAt: Math.min(Math.floor(Date.now() / 1000) + expiresIn, Number(claims.exp) || Infinity),
       username: claims.email || claims["cognito:username"] || previous.username || "",
+      via: previous.via || "password",
     };
+  }
+
+  /** The OAuth token endpoint's answer (id_token, access_token, refresh_token, expires_in). */
+  storeOAuth(result, previous = {}) {
+    if (!result.id_token && !result.access_token) {
+      throw new AuthError("The login service answered without tokens.", "no_tokens");
+    }
+    this.store(
+      {
+        IdToken: result.id_token,
+        AccessToken: result.access_token,
+        RefreshToken: result.refresh_token,
+        ExpiresIn: result.expires_in,
+      },
+      { ...previous, via: "hosted" },
+    );
+  }
+
+  /** Go to the hosted login page (authorization code + PKCE); the page comes back with a code. */
+  async signInHosted() {
+    if (!this.hosted) throw new AuthError("This console has no hosted login configured.", "no_hosted_login");
+    await this.hosted.begin({ hash: window.location.hash });
+  }
+
+  /** The hosted login page's answer in the address bar: check it, exchange its code for tokens. */
+  async completeHosted() {
+    if (!this.hosted) throw new AuthError("This console has no hosted login configured.", "no_hosted_login");
+    this.session = null;
+    this.storeOAuth(await this.hosted.complete());
   }
 
   async signIn(username, password) {
@@ -112,12 +149,15 @@ export class Auth {
     const previous = this.session;
     if (!previous?.refreshToken) throw new AuthError("Your session has ended. Sign in again.", "no_session");
     if (!this.refreshing) {
-      this.refreshing = this.call("InitiateAuth", {
-        AuthFlow: "REFRESH_TOKEN_AUTH",
-        ClientId: this.config.client_id,
-        AuthParameters: { REFRESH_TOKEN: previous.refreshToken },
-      })
-        .then((data) => this.store(data.AuthenticationResult || {}, previous))
+      const renewed =
+        previous.via === "hosted" && this.hosted
+          ? this.hosted.refresh(previous.refreshToken).then((data) => this.storeOAuth(data, previous))
+          : this.call("InitiateAuth", {
+              AuthFlow: "REFRESH_TOKEN_AUTH",
+              ClientId: this.config.client_id,
+              AuthParameters: { REFRESH_TOKEN: previous.refreshToken },
+            }).then((data) => this.store(data.AuthenticationResult || {}, previous));
+      this.refreshing = renewed
         .catch((err) => {
           if (err.code !== "network") this.session = null; // a refused refresh token is of no further use
           throw err;
@@ -141,15 +181,28 @@ export class Auth {
   }
 
   /** Sign out: GlobalSignOut revokes this user's refresh tokens at Cognito (every device),
-   * then the tokens are forgotten here whatever Cognito answered. */
+   * then the tokens are forgotten here whatever Cognito answered. A hosted-login session
+   * revokes its refresh token at the domain's /oauth2/revoke instead, and returns true: the
+   * caller then leaves through the domain's /logout (which ends the login page's session). */
   async signOut() {
     const session = this.session;
     this.session = null;
-    if (!session?.accessToken) return;
+    if (session?.via === "hosted" && this.hosted) {
+      if (session.refreshToken) {
+        try {
+          await this.hosted.revoke(session.refreshToken);
+        } catch {
+          // already revoked or expired: forgetting the tokens is all that is left to do
+        }
+      }
+      return true;
+    }
+    if (!session?.accessToken) return false;
     try {
       await this.call("GlobalSignOut", { AccessToken: session.accessToken });
     } catch {
       // already expired or revoked: forgetting the tokens is all that is left to do
     }
+    return false;
   }
 }

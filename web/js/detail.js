@@ -75,19 +75,26 @@ export class JobDetail {
     $("detail-panel").hidden = true;
   }
 
+  /** Read the open job again; true when its status or its progress changed since last time. */
   async refresh() {
     const jobId = this.jobId;
-    if (!jobId) return;
+    if (!jobId) return false;
     try {
       const { body } = await this.api.getJob(jobId);
-      if (this.jobId !== jobId) return;
-      const before = this.job?.status;
+      if (this.jobId !== jobId) return false;
+      const previous = this.job;
+      const before = previous?.status;
       this.job = body;
       show($("detail-error"), "");
       this.render();
       if (before && before !== body.status) announce(`Job ${body.name} is ${body.status}.`);
+      return (
+        previous !== null &&
+        (before !== body.status || previous.progress?.updatedAt !== body.progress?.updatedAt)
+      );
     } catch (err) {
       if (this.jobId === jobId) show($("detail-error"), describe(err));
+      return false;
     }
   }
 

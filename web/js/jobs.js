@@ -95,7 +95,11 @@ export class JobsTable {
     } finally {
       if (this.loading === request) $("jobs-panel").removeAttribute("aria-busy");
     }
-    for (const watcher of this.watchers) watcher();
+    // The open job refreshes with the table; its change (status, or a new progress figure)
+    // keeps the fast pace too, so a running job's progress bar moves about once a second.
+    const watched = await Promise.all([...this.watchers].map((watcher) => watcher()));
+    if (!this.active || this.loading !== request) return; // stopped, or a newer load took over
+    changed = changed || watched.some(Boolean);
     if (focus) $("jobs-title").focus();
     this.schedule(changed);
   }

@@ -3,6 +3,7 @@
 
 import { Api } from "./api.js";
 import { Auth } from "./auth.js";
+import { HostedLogin } from "./hosted.js";
 import { JobDetail } from "./detail.js";
 import { JobsTable } from "./jobs.js";
 import { SubmitForm } from "./submit.js";
@@ -62,12 +63,40 @@ class Console {
       this.signIn();
     });
     $("sign-out").addEventListener("click", () => this.signOut());
+    if (this.auth.hosted) {
+      $("hosted-signin").hidden = false;
+      $("hosted-submit").addEventListener("click", () => this.signInHosted());
+    }
     window.addEventListener("hashchange", () => this.route());
   }
 
   start() {
-    if (this.auth.signedIn) this.enter({ focus: false });
+    if (this.auth.hosted && HostedLogin.isCallback()) this.completeHosted();
+    else if (this.auth.signedIn) this.enter({ focus: false });
     else this.showSignIn();
+  }
+
+  async signInHosted() {
+    show($("signin-error"), "");
+    $("hosted-submit").disabled = true;
+    try {
+      await this.auth.signInHosted(); // leaves the page
+    } catch (err) {
+      show($("signin-error"), describe(err));
+      $("hosted-submit").disabled = false;
+    }
+  }
+
+  /** Back from the hosted login page with a code (or an error): exchange it, or say why not. */
+  async completeHosted() {
+    try {
+      await this.auth.completeHosted();
+    } catch (err) {
+      this.showSignIn();
+      show($("signin-error"), describe(err));
+      return;
+    }
+    await this.enter({ focus: true });
   }
 
   showSignIn(note = "") {
@@ -137,7 +166,7 @@ class Console {
   async signOut() {
     this.jobs.stop();
     this.detail.close();
-    await this.auth.signOut();
+    const viaHostedLogin = await this.auth.signOut();
     // nothing of this user stays on screen for the next one
     for (const form of ["job-form", "batch-form", "signin-form"]) $(form).reset();
     for (const id of ["submit-error", "submit-result", "batch-error", "batch-summary", "ratelimit", "jobs-error"]) {
@@ -149,6 +178,9 @@ class Console {
     this.form.showWhen();
     history.replaceState(null, "", location.pathname);
     this.showSignIn("You are signed out.");
+    // A hosted-login session also ends the login page's own session (else the next "Sign in
+    // with the hosted login page" would sign this user in again without asking).
+    if (viaHostedLogin) this.auth.hosted.logout();
   }
 }
 

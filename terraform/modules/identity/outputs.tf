@@ -22,3 +22,13 @@ output "created" {
   description = "Whether this stack created the user pool and app client."
   value       = local.create
 }
+
+output "oauth_domain_url" {
+  description = "https base URL of the pool's hosted login domain (its /oauth2/authorize, /oauth2/token, /logout), or null when it has none."
+  value       = local.hosted ? "https://${aws_cognito_user_pool_domain.this[0].domain}.auth.${data.aws_region.current.name}.amazoncognito.com" : var.hosted_login_url
+}
+
+output "oauth_scopes" {
+  description = "Scopes the console asks the hosted login for ([] without a hosted login)."
+  value       = local.hosted || var.hosted_login_url != null ? var.oauth_scopes : []
+}

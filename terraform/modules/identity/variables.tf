@@ -61,3 +61,72 @@ variable "deletion_protection" {
   type        = bool
   default     = false
 }
+
+variable "domain_prefix" {
+  description = "A pool created here only: prefix of its hosted login domain, https://<prefix>.auth.<region>.amazoncognito.com (globally unique in the region); null: no hosted login."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.domain_prefix == null || can(regex("^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", var.domain_prefix))
+    error_message = "domain_prefix must be 1-63 lowercase letters, digits and hyphens, neither starting nor ending with a hyphen."
+  }
+
+  validation {
+    condition     = var.domain_prefix == null || !can(regex("aws|amazon|cognito", coalesce(var.domain_prefix, "-")))
+    error_message = "domain_prefix must not contain \"aws\", \"amazon\" or \"cognito\" (Cognito reserves them)."
+  }
+
+  validation {
+    condition     = var.domain_prefix == null || var.user_pool_arn == null
+    error_message = "domain_prefix creates the hosted login of a pool created here; for an existing pool (user_pool_arn) give its domain as hosted_login_url instead."
+  }
+}
+
+variable "oauth_callback_urls" {
+  description = "With domain_prefix: the URLs the hosted login may send users back to, after sign-in and after sign-out (the console's URL)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = var.domain_prefix == null || length(var.oauth_callback_urls) > 0
+    error_message = "domain_prefix needs at least one callback URL (the console's); enable the console (console_enabled) for a hosted login."
+  }
+
+  validation {
+    condition     = alltrue([for u in var.oauth_callback_urls : can(regex("^(https://[^/?#\\s]+|http://localhost(:[0-9]+)?)/[^?#\\s]*$", u))])
+    error_message = "oauth_callback_urls must be https URLs (http only for localhost), with no query or fragment, e.g. https://d111abcdef8.cloudfront.net/."
+  }
+}
+
+variable "oauth_scopes" {
+  description = "OAuth scopes the hosted login grants the console (and the app client allows): openid is needed for an ID token."
+  type        = list(string)
+  default     = ["openid", "email", "profile"]
+
+  validation {
+    condition     = contains(var.oauth_scopes, "openid") && length(distinct(var.oauth_scopes)) == length(var.oauth_scopes)
+    error_message = "oauth_scopes must include \"openid\" (no ID token without it) and name each scope once."
+  }
+
+  validation {
+    condition     = alltrue([for s in var.oauth_scopes : can(regex("^[!#-\\[\\]-~]+$", s))])
+    error_message = "oauth_scopes must be OAuth scope names: one scope per item, no spaces, quotes or backslashes."
+  }
+}
+
+variable "hosted_login_url" {
+  description = "An existing pool (user_pool_arn) only: the https base URL of its hosted login domain, e.g. https://auth.example.com or https://myprefix.auth.eu-west-1.amazoncognito.com; null: no hosted login."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.hosted_login_url == null || can(regex("^https://[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$", var.hosted_login_url))
+    error_message = "hosted_login_url must be an https origin in lowercase with no path or trailing slash, e.g. https://myprefix.auth.eu-west-1.amazoncognito.com."
+  }
+
+  validation {
+    condition     = var.hosted_login_url == null || var.user_pool_arn != null
+    error_message = "hosted_login_url names the login domain of an existing pool (user_pool_arn); for a pool created here, set domain_prefix instead."
+  }
+}
