@@ -1,4 +1,4 @@
-"""deploy/destroy/outputs/events flows with a stand-in terraform (the real one: test_tooling_terraform.py)."""
+"""deploy/destroy/outputs/events flows with a stand-in terraform (the real one: tests/terraform/test_apply_local.py)."""
 
 from __future__ import annotations
 

@@ -155,6 +155,28 @@ class Stack:
         return out
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_sdk_model_loader() -> Iterator[None]:
+    """Every test builds the functions' clients afresh (``jobs.aws.reset``), each from a new
+    boto3 Session as in a new Lambda environment, and each Session read botocore's JSON models
+    (endpoints, partitions, the service's API) from disk again: over half of this ring's time
+    (py-spy). Here the Sessions share one loader, so those files are read once per run;
+    credentials, region and configuration stay each Session's own, as before."""
+    import boto3.session
+    import botocore.loaders
+
+    loader = botocore.loaders.create_loader()
+    original = boto3.session.Session.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._session.register_component("data_loader", loader)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(boto3.session.Session, "__init__", init)
+        yield
+
+
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     with mock_aws():
