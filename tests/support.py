@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+
+def clean_env_vars(**extra: str) -> dict[str, str]:
+    """os.environ without AWS credentials or endpoint settings, plus ``extra``: the environment
+    of a subprocess that must find its AWS settings where the tooling puts them, nowhere else."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "JOBSTACK_", "SMOKE_"))}
+    env.update(
+        {
+            "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    env.update(extra)
+    return env
 
 
 def create_jobs_table(ddb: Any, name: str) -> None:

@@ -10,7 +10,6 @@ the tests run in file order, the destroy last.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import clean_env_vars
 from tests.terraform.contract import ENV_VARS, HANDLERS, REQUIRED_OUTPUTS, RUNTIME, SERVICE_NAMES
 from tooling.packaging import code_sha256
 
@@ -43,15 +43,7 @@ def invoke(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.
 def task_env(moto_backend, tf_work_root) -> dict[str, str]:
     """The invoke tasks' environment: no AWS credentials or settings of the caller's, the
     session's embedded backend, and the terraform tests' work root (state, records)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "JOBSTACK_", "SMOKE_"))}
-    env.update(
-        AWS_CONFIG_FILE="/nonexistent/aws-config",
-        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/aws-credentials",
-        AWS_EC2_METADATA_DISABLED="true",
-        JOBSTACK_ENDPOINT_URL=moto_backend.endpoint,
-        JOBSTACK_WORK_ROOT=str(tf_work_root),
-    )
-    return env
+    return clean_env_vars(JOBSTACK_ENDPOINT_URL=moto_backend.endpoint, JOBSTACK_WORK_ROOT=str(tf_work_root))
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import create_jobs_table
+from tests.support import clean_env_vars, create_jobs_table
 from tooling.aws_access import AwsAccess, for_endpoint
 from tooling.embedded_backend import EmbeddedBackend
 
@@ -109,21 +108,7 @@ def seeded_stack(access, unique) -> dict[str, str]:
     }
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
-    """os.environ without AWS credentials or endpoint settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "JOBSTACK_", "SMOKE_"))}
-    env.update(
-        {
-            "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
-    )
-    env.update(extra)
-    return env
-
-
 @pytest.fixture
 def clean_env():
     """Build a subprocess environment with no AWS credentials (plus the given variables)."""
-    return _clean_env
+    return clean_env_vars
