@@ -10,10 +10,6 @@ locals {
   alarm_actions = var.create_alarm_topic ? [aws_sns_topic.alarms[0].arn] : []
   region        = data.aws_region.current.name
 
-  # treat_missing_data, per alarm ("missing"): every metric here is absent when there is nothing
-  # to measure (no invocation, no request, an idle queue: SQS stops reporting a queue that has
-  # been empty and unused for 6 hours, while a queue holding messages keeps reporting), so
-  # missing data is "notBreaching" for each of them: an empty period is a healthy one.
   alarms = {
     dlq-not-empty = {
       description = "Messages reached the dead-letter queue: jobs failed every attempt. Inspect, fix, then redrive."
@@ -22,7 +18,6 @@ locals {
       dimensions  = { QueueName = var.dlq_name }
       statistic   = "Maximum"
       threshold   = 0
-      missing     = "notBreaching"
     }
     queue-oldest-message-age = {
       description = "The oldest job waiting in the queue is older than ${var.oldest_message_age_threshold_seconds}s: the worker is not keeping up or failing."
@@ -31,7 +26,6 @@ locals {
       dimensions  = { QueueName = var.queue_names.normal }
       statistic   = "Maximum"
       threshold   = var.oldest_message_age_threshold_seconds
-      missing     = "notBreaching"
     }
     # The other priorities' queues (normal's alarm above keeps its name from before priorities).
     queue-high-oldest-message-age = {
@@ -41,7 +35,6 @@ locals {
       dimensions  = { QueueName = var.queue_names.high }
       statistic   = "Maximum"
       threshold   = var.oldest_message_age_threshold_seconds
-      missing     = "notBreaching"
     }
     queue-low-oldest-message-age = {
       description = "The oldest low-priority job waiting is older than ${var.oldest_message_age_threshold_seconds}s: low is starved of concurrency, or the worker is failing."
@@ -50,7 +43,6 @@ locals {
       dimensions  = { QueueName = var.queue_names.low }
       statistic   = "Maximum"
       threshold   = var.oldest_message_age_threshold_seconds
-      missing     = "notBreaching"
     }
     worker-errors = {
       description = "The worker function raised errors (a whole batch failed; a failing job is a partial batch failure, not an error): look at invoke logs --function worker."
@@ -59,7 +51,6 @@ locals {
       dimensions  = { FunctionName = var.worker_function_name }
       statistic   = "Sum"
       threshold   = 0
-      missing     = "notBreaching"
     }
     worker-throttles = {
       description = "The worker function was throttled: raise its reserved concurrency or lower the mapping's maximum concurrency."
@@ -68,7 +59,6 @@ locals {
       dimensions  = { FunctionName = var.worker_function_name }
       statistic   = "Sum"
       threshold   = 0
-      missing     = "notBreaching"
     }
     # --- job status events (module events) and webhooks (module webhooks) ---------------
     publisher-failures-not-empty = {
@@ -78,7 +68,6 @@ locals {
       dimensions  = { QueueName = var.publisher_failures_queue_name }
       statistic   = "Maximum"
       threshold   = 0
-      missing     = "notBreaching"
     }
     publisher-errors = {
       description = "The event publisher function failed (crashed or timed out) on a stream batch: the mapping retries the batch, halved, so events are late; a batch still failing after the retries goes to ${var.publisher_failures_queue_name}. Look at invoke logs --function publisher. (An event PutEvents refused is a partial failure, not an error.)"
@@ -87,7 +76,6 @@ locals {
       dimensions  = { FunctionName = var.publisher_function_name }
       statistic   = "Sum"
       threshold   = 0
-      missing     = "notBreaching"
     }
     publisher-iterator-age = {
       description = "The publisher is more than ${var.publisher_iterator_age_threshold_seconds}s behind the jobs table's stream (IteratorAge): job events, webhooks and the operators' e-mails are that late, and records older than the mapping's maximum record age go to ${var.publisher_failures_queue_name}. Look for publisher errors or throttles (invoke logs --function publisher)."
@@ -96,7 +84,6 @@ locals {
       dimensions  = { FunctionName = var.publisher_function_name }
       statistic   = "Maximum"
       threshold   = var.publisher_iterator_age_threshold_seconds * 1000 # IteratorAge is in milliseconds
-      missing     = "notBreaching"
     }
     webhooks-dlq-not-empty = {
       description = "Webhook deliveries gave up: every attempt failed, and the job shows webhook.state = failed with its lastError (GET /job); or, rarely, the rule could not send an event to the queue. Fix the receiver (or find why in invoke logs --function notifier), then move the events back to ${var.webhook_queue_name} with SQS's DLQ redrive (aws sqs start-message-move-task --source-arn <${var.webhook_dlq_name} ARN> --destination-arn <${var.webhook_queue_name} ARN>): each is delivered again with a fresh set of attempts. invoke redrive is for the jobs DLQ only."
@@ -105,7 +92,6 @@ locals {
       dimensions  = { QueueName = var.webhook_dlq_name }
       statistic   = "Maximum"
       threshold   = 0
-      missing     = "notBreaching"
     }
     notifier-errors = {
       description = "The webhooks' notifier function failed as a whole (crashed or timed out, e.g. it could not read the signing secret): its batch comes back after the visibility timeout and uses up attempts. A receiver answering errors is not counted here (those are partial batch failures). Look at invoke logs --function notifier."
@@ -114,7 +100,6 @@ locals {
       dimensions  = { FunctionName = var.notifier_function_name }
       statistic   = "Sum"
       threshold   = 0
-      missing     = "notBreaching"
     }
     api-5xx = {
       description = "The API answered with 5xx errors: look at invoke logs --function api and the stage's access logs (output api_access_log_group)."
@@ -123,7 +108,6 @@ locals {
       dimensions  = { ApiName = var.rest_api_name, Stage = var.stage_name }
       statistic   = "Sum"
       threshold   = 0
-      missing     = "notBreaching"
     }
   }
 }
@@ -209,9 +193,12 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   evaluation_periods  = 1
   threshold           = each.value.threshold
   comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = each.value.missing
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
+  # Every metric here is absent when there is nothing to measure (no invocation, no request, an
+  # idle queue: SQS stops reporting a queue that has been empty and unused for 6 hours, while a
+  # queue holding messages keeps reporting): an empty period is a healthy one, for every alarm.
+  treat_missing_data = "notBreaching"
+  alarm_actions      = local.alarm_actions
+  ok_actions         = local.alarm_actions
 }
 
 # ---------------------------------------------------------------------------------------
