@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -21,9 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tooling import loopback
+
 ROOT = Path(__file__).resolve().parent.parent
 WEB_ROOT = ROOT / "web"
-LOOPBACK = "127.0.0.1"
 CONFIG_NAME = "config.json"
 # Cognito's user-pool API (InitiateAuth, GlobalSignOut) on AWS.
 COGNITO_ENDPOINT = "https://cognito-idp.{region}.amazonaws.com/"
@@ -132,13 +132,12 @@ class ConsoleServer:
     root: Path = WEB_ROOT
     port: int = 0
     _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the console server is not running")
-        return f"http://{LOOPBACK}:{self._server.server_address[1]}/"
+        return f"{loopback.base_url(self._server)}/"
 
     @property
     def connect_origins(self) -> list[str]:
@@ -151,16 +150,12 @@ class ConsoleServer:
         handler = _handler(
             self.root.resolve(), json.dumps(self.config, indent=2).encode(), security_headers(self.connect_origins)
         )
-        self._server = ThreadingHTTPServer((LOOPBACK, self.port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="console-server", daemon=True)
-        self._thread.start()
+        self._server = loopback.serve(handler, port=self.port, name="console-server")
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            loopback.stop(self._server)
             self._server = None
 
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tooling import loopback
+
 VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")  # RFC 7636 section 4.1
 
 
@@ -65,18 +67,15 @@ class FakeHostedLogin:
     @property
     def url(self) -> str:
         assert self._server is not None, "the fake hosted login is not running"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return loopback.base_url(self._server)
 
     def start(self) -> FakeHostedLogin:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="fake-hosted-login", daemon=True).start()
+        self._server = loopback.serve(_handler(self), name="fake-hosted-login")
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            loopback.stop(self._server)
             self._server = None
 
     def grants(self, status: int | None = None) -> list[str]:

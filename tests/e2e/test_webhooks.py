@@ -25,6 +25,7 @@ import pytest
 
 from tests.e2e.conftest import E2E_VARIABLES
 from tests.e2e.support import User, queue_depth, wait_for
+from tooling import loopback
 from tooling.local_stack import LocalStack
 
 ATTEMPTS = int(E2E_VARIABLES["webhook_max_receive_count"])
@@ -80,18 +81,15 @@ def receiver() -> Iterator[Any]:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/jobs?source=e2e"
+        server = loopback.serve(Handler)
+        state.url = f"{loopback.base_url(server)}/hooks/jobs?source=e2e"
         made.append((server, state))
         return state
 
     yield make
     for server, state in made:
         state.stop.set()
-        server.shutdown()
-        server.server_close()
+        loopback.stop(server)
 
 
 def signing_secret(stack: LocalStack) -> str:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import io
 import json
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 import jwt
 import pytest
 
+from tooling import loopback
 from tooling.errors import OperatorError
 from tooling.smoke import SIGN_IN_SCOPE, ProgressLine, api_token_for, id_token_for, run_smoke, throwaway_user
 
@@ -131,16 +131,12 @@ class FakeJobApi:
                                 job["startedAt"] = "2025-07-14T12:00:01.000Z"
                 self._send(200, {k: v for k, v in job.items() if k != "polls"})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url_root = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = loopback.serve(Handler)
+        self.url_root = loopback.base_url(self.server)
         self.api_url = f"{self.url_root}/dev"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        loopback.stop(self.server)
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from jobs.settings import NotifierSettings, SettingsError
 from jobs.webhooks import WebhookEvent, backoff_seconds, signed_headers
 from tests.support import create_jobs_table
 from tests.unit.conftest import REGION, TABLE, FakeContext, sqs_record
+from tooling import loopback
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 SECRET = "s3cr3t-signing-key-for-tests"
@@ -103,9 +103,8 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook?x=1"
+        self.server = loopback.serve(Handler)
+        self.url = f"{loopback.base_url(self.server)}/hook?x=1"
 
 
 @pytest.fixture
@@ -136,8 +135,7 @@ def notifier_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 
         yield {"ddb": ddb, "sqs": sqs, "queue": queue, "receiver": receiver, "module": notifier}
         for server in servers:
-            server.server.shutdown()
-            server.server.server_close()
+            loopback.stop(server.server)
         notifier.notifier.cache_clear()
         notifier.retry_queue.cache_clear()
         aws.reset()

@@ -18,6 +18,7 @@ from typing import Any
 
 import requests
 
+from tooling import loopback
 from tooling.bench.load import JOB_BODY, Client
 from tooling.bench.records import parse_iso
 from tooling.bench.stats import summary_ms
@@ -45,10 +46,7 @@ def _receiver(arrivals: _Arrivals) -> ThreadingHTTPServer:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return loopback.serve(Handler, name="bench-webhook-receiver")
 
 
 def measure(
@@ -57,7 +55,7 @@ def measure(
     """Submit ``jobs`` jobs with a callback URL; the change -> arrival figures."""
     arrivals = _Arrivals()
     server = _receiver(arrivals)
-    url = f"http://127.0.0.1:{server.server_address[1]}/bench"
+    url = f"{loopback.base_url(server)}/bench"
     http = requests.Session()
     submitted: dict[str, Client] = {}
     try:
@@ -82,8 +80,7 @@ def measure(
                 changed[job_id] = parse_iso(record["updatedAt"]).timestamp()
             time.sleep(0.2)
     finally:
-        server.shutdown()
-        server.server_close()
+        loopback.stop(server)
     latencies = [arrivals.at[j] - changed[j] for j in arrivals.at if j in changed]
     figures: dict[str, Any] = {
         "jobs": jobs,
