@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def clean_env_vars(**extra: str) -> dict[str, str]:
@@ -19,6 +24,13 @@ def clean_env_vars(**extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def run_invoke(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``invoke <args>`` as a user runs it from the repository, in a subprocess with ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def create_jobs_table(ddb: Any, name: str) -> None:

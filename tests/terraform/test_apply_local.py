@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support import clean_env_vars
+from tests.support import clean_env_vars, run_invoke
 from tests.terraform.contract import ENV_VARS, HANDLERS, REQUIRED_OUTPUTS, RUNTIME, SERVICE_NAMES
 from tooling.packaging import code_sha256
 
@@ -32,9 +31,7 @@ LOCAL = {
 
 def invoke(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """``invoke <args>`` as a user runs it, in a subprocess; it must never end in a traceback."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    proc = run_invoke(list(args), env, timeout)
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
 

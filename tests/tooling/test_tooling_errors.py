@@ -11,16 +11,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from tests.support import run_invoke
 from tooling import aws_access
 from tooling.errors import OperatorError, classify_terraform_output, friendly_errors, translate
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_invoke(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def assert_one_error_line(proc: subprocess.CompletedProcess[str], starts_with: str) -> str:
