@@ -4,8 +4,8 @@ A worker invocation that times out loses its whole batch: every record comes bac
 it finished included, and under a slow downstream the retries make the backlog grow. So the
 worker starts a record only while the time left covers what a record needs here, learnt from
 the records this execution environment ran last (the slowest of them, doubled, never less
-than a floor); the records it does not start are reported as batch item failures, untouched,
-and come back to this or another environment.
+than a floor); the records it does not start are re-queued untouched (jobs.worker) and come
+back to this or another environment.
 """
 
 from __future__ import annotations

@@ -495,10 +495,22 @@ class RetryLater(Exception):
     """The message must come back later (another attempt holds the job, or the attempt failed)."""
 
 
+# A re-queued message carries the receives its job's earlier messages used (jobs.store.
+# JobQueue.requeue); more than this is not a count the worker ever writes.
+MAX_CARRIED_RECEIVES = 1000
+
+
 @dataclass(frozen=True)
 class JobMessage:
     owner_id: str
     job_id: str
+    # Receives used by this job's earlier messages (0 unless the worker sent one back untouched
+    # as a new message): the job's attempt = these + this message's ApproximateReceiveCount.
+    receives: int = 0
+
+    def attempt(self, receive_count: int) -> int:
+        """Which attempt of the job this delivery is."""
+        return self.receives + receive_count
 
     @classmethod
     def parse(cls, body: str) -> JobMessage:
@@ -515,7 +527,10 @@ class JobMessage:
             job_id = str(uuid.UUID(job_id))
         except ValueError:
             raise PoisonMessage(f"message job_id is not a UUID: {job_id[:64]!r}") from None
-        return cls(owner, job_id)
+        receives = data.get("receives", 0)
+        if type(receives) is not int or not 0 <= receives <= MAX_CARRIED_RECEIVES:
+            raise PoisonMessage(f"message receives is not an integer 0-{MAX_CARRIED_RECEIVES}: {str(receives)[:32]!r}")
+        return cls(owner, job_id, receives)
 
 
 @dataclass(frozen=True)
@@ -540,9 +555,11 @@ class JobProcessor:
         lease_seconds: float,
         time_left: Callable[[], float] | None = None,
     ) -> ProcessResult:
-        """Claim, run and complete the job of ``message``. ``time_left``: seconds left of the
-        invocation, which a progress report checks (jobs.progress.OutOfTime)."""
-        final_attempt = receive_count >= self.settings.max_receive_count
+        """Claim, run and complete the job of ``message``, delivered for the ``receive_count``-th
+        time (its job's attempt adds the receives the message carries). ``time_left``: seconds
+        left of the invocation, which a progress report checks (jobs.progress.OutOfTime)."""
+        attempt = message.attempt(receive_count)
+        final_attempt = attempt >= self.settings.max_receive_count
         lease_owner = uuid.uuid4().hex
         now = utc_now()
         try:
@@ -595,7 +612,7 @@ class JobProcessor:
                 self._fail(message, lease_owner, error)
                 return ProcessResult(Outcome.FAILED, job)
             self._release(job, lease_owner, error)
-            raise RetryLater(f"job {job.job_id} attempt {receive_count} failed: {error}") from exc
+            raise RetryLater(f"job {job.job_id} attempt {attempt} failed: {error}") from exc
         if done is None:
             done = self.table.get(job.owner_id, job.job_id)
             if done is None or done.status is not Status.COMPLETE or done.s3_key != key:

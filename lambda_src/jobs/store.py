@@ -822,45 +822,70 @@ class JobQueue:
         (unless the sender is at fault); job id -> why, for those still not queued.
         ``delays``: job id -> seconds its message stays invisible (SQS's DelaySeconds, 0-900)."""
         delays = delays or {}
+        return self._send_batches(
+            [
+                (job.job_id, self._urls[job.priority], message_body(job), job.owner_id, delays.get(job.job_id, 0))
+                for job in jobs
+            ]
+        )
+
+    def requeue(self, messages: list[Requeued]) -> dict[str, str]:
+        """Send each of ``messages`` again as a new message of its priority's queue, visible at
+        once, carrying the receives its job's earlier messages used (so a message the worker
+        sent back untouched costs the job none of its attempts); key -> why, for those not sent
+        (their original message then comes back after its visibility timeout, as before)."""
+        return self._send_batches(
+            [
+                (m.key, self._urls[m.priority], job_message_body(m.owner_id, m.job_id, m.receives), m.owner_id, 0)
+                for m in messages
+            ]
+        )
+
+    def _send_batches(self, entries: list[tuple[str, str, str, str, int]]) -> dict[str, str]:
+        """(key, queue URL, body, group, delay) each; 10 per SendMessageBatch per queue, failed
+        entries retried unless the sender is at fault; key -> why, for those not sent."""
         unsent: dict[str, str] = {}
-        by_queue: dict[str, list[Job]] = {}
-        for job in jobs:
-            by_queue.setdefault(self._urls[job.priority], []).append(job)
+        by_queue: dict[str, list[tuple[str, str, str, int]]] = {}
+        for key, url, body, group, delay in entries:
+            by_queue.setdefault(url, []).append((key, body, group, delay))
         chunks = [
             (url, queued[start : start + SEND_BATCH_MAX])
             for url, queued in by_queue.items()
             for start in range(0, len(queued), SEND_BATCH_MAX)
         ]
         for url, part in chunks:
-            chunk = {str(i): job for i, job in enumerate(part)}
+            chunk = {str(i): entry for i, entry in enumerate(part)}
             for attempt in range(BATCH_ATTEMPTS):
-                entries = [
-                    {
-                        "Id": i,
-                        "MessageBody": message_body(job),
-                        "MessageGroupId": job.owner_id,
-                        **_delay(delays.get(job.job_id, 0)),
-                    }
-                    for i, job in chunk.items()
+                batch = [
+                    {"Id": i, "MessageBody": body, "MessageGroupId": group, **_delay(delay)}
+                    for i, (_, body, group, delay) in chunk.items()
                 ]
                 try:
-                    resp = self._sqs.send_message_batch(QueueUrl=url, Entries=entries)
+                    resp = self._sqs.send_message_batch(QueueUrl=url, Entries=batch)
                 except ClientError as exc:
                     error = exc.response.get("Error", {})
-                    unsent.update(
-                        {job.job_id: f"{error.get('Code')}: {error.get('Message')}" for job in chunk.values()}
-                    )
+                    unsent.update({key: f"{error.get('Code')}: {error.get('Message')}" for key, *_ in chunk.values()})
                     break
                 failed = {f["Id"]: f for f in resp.get("Failed", [])}
                 for entry_id, failure in failed.items():
                     if failure.get("SenderFault") or attempt == BATCH_ATTEMPTS - 1:
-                        job = chunk[entry_id]
-                        unsent[job.job_id] = f"{failure.get('Code')}: {failure.get('Message')}"
-                chunk = {i: job for i, job in chunk.items() if i in failed and job.job_id not in unsent}
+                        unsent[chunk[entry_id][0]] = f"{failure.get('Code')}: {failure.get('Message')}"
+                chunk = {i: entry for i, entry in chunk.items() if i in failed and entry[0] not in unsent}
                 if not chunk:
                     break
                 _back_off(attempt)
         return unsent
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """A job message to send again (JobQueue.requeue): ``key`` names it in the answer."""
+
+    key: str
+    priority: Priority
+    owner_id: str
+    job_id: str
+    receives: int
 
 
 # Deliveries of a due schedule that failed (throttling, a queue briefly unavailable): retried
@@ -921,4 +946,13 @@ def _delay(seconds: int) -> dict[str, int]:
 
 def message_body(job: Job) -> str:
     """What the worker receives: which job to run (its record holds the rest)."""
-    return json.dumps({"owner_id": job.owner_id, "job_id": job.job_id}, separators=(",", ":"))
+    return job_message_body(job.owner_id, job.job_id)
+
+
+def job_message_body(owner_id: str, job_id: str, receives: int = 0) -> str:
+    """A job message's body; ``receives`` (a message the worker sent back untouched): the
+    receives its job's earlier messages used, which count toward the job's attempts."""
+    body: dict[str, Any] = {"owner_id": owner_id, "job_id": job_id}
+    if receives:
+        body["receives"] = receives
+    return json.dumps(body, separators=(",", ":"))

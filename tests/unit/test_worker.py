@@ -12,7 +12,9 @@ import pytest
 
 from jobs import actions
 from jobs.service import JobMessage
+from jobs.store import JobQueue
 from jobs.worker import job_processor
+from jobs.worker import settings as worker_settings
 from tests.unit.conftest import (
     MAX_RECEIVE,
     TABLE,
@@ -349,15 +351,32 @@ def test_takeover_without_a_result_runs_the_action(stack: Stack) -> None:
     assert len(stack.objects()) == 1 and job(job_id)["status"] == "COMPLETE"
 
 
-def test_a_slow_batch_ends_in_time_and_every_job_completes(stack: Stack) -> None:
+def take_messages(stack: Stack) -> list[dict]:
+    """Receive and delete what the normal queue holds, as the event source mapping would."""
+    taken: list[dict] = []
+    while got := stack.sqs.receive_message(
+        QueueUrl=stack.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], VisibilityTimeout=60
+    ).get("Messages", []):
+        for message in got:
+            stack.sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        taken += got
+    return taken
+
+
+def as_record(message: dict) -> dict:
+    return sqs_record(message["Body"], int(message["Attributes"]["ApproximateReceiveCount"]), message["MessageId"])
+
+
+def test_a_slow_batch_ends_in_time_and_every_job_completes_on_its_first_attempt(stack: Stack) -> None:
     """Records slower than the timeout allows for a whole batch: each invocation starts only
-    what it can finish, reports the rest as failures untouched, and ends before its deadline;
-    the records that come back are run by the next invocations, each job exactly once."""
+    what it can finish and re-queues the rest untouched as new messages (so waiting costs no
+    attempt), ending before its deadline; the next invocations run them, each job exactly once."""
     from jobs.worker import lambda_handler
     from tests.unit.conftest import DeadlineContext
 
-    timeout_s, action_s = 2.0, 0.4
+    timeout_s, action_s = 2.5, 0.4
     jobs = [new_job(stack) for _ in range(6)]
+    take_messages(stack)  # the API's messages: this test delivers them itself
     counter = CountingRun()
 
     def slow(job_input: actions.ActionInput) -> str:
@@ -365,40 +384,96 @@ def test_a_slow_batch_ends_in_time_and_every_job_completes(stack: Stack) -> None
         return counter(job_input)
 
     batch = [sqs_record(body, message_id=job_id) for job_id, body in jobs]
-    invocations: list[tuple[int, int, float]] = []  # (records, failed, seconds left at the end)
+    invocations: list[tuple[int, float]] = []  # (records, seconds left at the end)
+    requeued: list[dict] = []
     with mock.patch("jobs.service.run_action", slow):
-        for _attempt in range(1, MAX_RECEIVE + 1):
+        for _ in range(len(jobs)):
             context = DeadlineContext(timeout_s)
-            failed = [f["itemIdentifier"] for f in lambda_handler({"Records": batch}, context)["batchItemFailures"]]
-            invocations.append((len(batch), len(failed), context.get_remaining_time_in_millis() / 1000))
-            # SQS hands the failed records back, their receive count one higher
-            batch = [
-                sqs_record(r["body"], receive_count=int(r["attributes"]["ApproximateReceiveCount"]) + 1, message_id=i)
-                for r in batch
-                for i in [r["messageId"]]
-                if i in failed
-            ]
+            assert lambda_handler({"Records": batch}, context)["batchItemFailures"] == []
+            invocations.append((len(batch), context.get_remaining_time_in_millis() / 1000))
+            taken = take_messages(stack)
+            requeued += [json.loads(m["Body"]) for m in taken]
+            batch = [as_record(m) for m in taken]
             if not batch:
                 break
     assert batch == [], invocations
-    assert all(left > 0 for _, _, left in invocations), invocations
-    assert invocations[0][1] > 0, "the first batch did not need to stop early: the test shows nothing"
+    assert all(left > 0 for _, left in invocations), invocations
+    assert requeued, "no invocation needed to stop early: the test shows nothing"
+    # untouched: the new messages carry no receive (the one that found no time does not count)
+    assert {m.get("receives", 0) for m in requeued} == {0}
     assert {job(job_id)["status"] for job_id, _ in jobs} == {"COMPLETE"}
     assert counter.runs == {job_id: 1 for job_id, _ in jobs}
+    assert {item(stack, job_id)["attempts"]["N"] for job_id, _ in jobs} == {"1"}
     assert len(stack.objects()) == len(jobs)
 
 
-def test_a_record_on_its_last_attempt_runs_even_late(stack: Stack) -> None:
-    """Sent back on its last attempt it would reach the DLQ unrun: it runs, whatever is left."""
+def test_a_record_on_its_last_attempt_is_requeued_still_on_its_last_attempt(stack: Stack) -> None:
+    """Sent back on its last attempt it would reach the DLQ unrun: re-queued, its new message
+    carries the receives it used, so its next delivery is still its last attempt (a failure
+    there marks the job FAILED), not a fresh start."""
     from jobs.worker import lambda_handler
     from tests.unit.conftest import DeadlineContext
 
     first_id, first = new_job(stack)
     last_id, last = new_job(stack)
+    take_messages(stack)
     with mock.patch("jobs.service.run_action", lambda job_input: time.sleep(0.3) or "done"):
         result = lambda_handler(
             {"Records": [sqs_record(first, message_id="a"), sqs_record(last, MAX_RECEIVE, message_id="b")]},
             DeadlineContext(0.5),
         )
     assert result["batchItemFailures"] == []
-    assert job(first_id)["status"] == job(last_id)["status"] == "COMPLETE"
+    assert job(first_id)["status"] == "COMPLETE" and job(last_id)["status"] == "PENDING"
+    [again] = take_messages(stack)
+    assert json.loads(again["Body"]) == {"owner_id": "user-a", "job_id": last_id, "receives": MAX_RECEIVE - 1}
+    with mock.patch("jobs.service.run_action", CountingRun(fail_times=99)):
+        assert call_worker(as_record(again)) == [again["MessageId"]]  # on to the DLQ
+    record = job(last_id)
+    assert record["status"] == "FAILED" and "transient trouble" in record["error"]
+
+
+def test_a_record_that_cannot_be_requeued_comes_back_as_a_failure(stack: Stack) -> None:
+    """SQS refusing the new message loses nothing: the record is reported failed, so its
+    original message comes back after its visibility timeout."""
+    from jobs.worker import lambda_handler
+    from tests.unit.conftest import DeadlineContext
+
+    first_id, first = new_job(stack)
+    second_id, second = new_job(stack)
+    take_messages(stack)
+    refused = {"Successful": [], "Failed": [{"Id": "0", "SenderFault": False, "Code": "InternalError", "Message": "x"}]}
+    sqs = mock.Mock(send_message_batch=mock.Mock(return_value=refused))
+    with (
+        mock.patch("jobs.service.run_action", lambda job_input: time.sleep(0.3) or "done"),
+        mock.patch("jobs.worker.job_queue", return_value=JobQueue(sqs, worker_settings.queue_urls)),
+    ):
+        result = lambda_handler(
+            {"Records": [sqs_record(first, message_id="a"), sqs_record(second, message_id="b")]},
+            DeadlineContext(0.5),
+        )
+    assert result["batchItemFailures"] == [{"itemIdentifier": "b"}]
+    assert job(first_id)["status"] == "COMPLETE" and job(second_id)["status"] == "PENDING"
+
+
+def test_a_late_record_not_from_a_job_queue_is_sent_back_except_on_its_last_attempt(stack: Stack) -> None:
+    """Invoked directly (no job queue to re-queue to): sent back as a failure; on its last
+    attempt it runs, whatever is left."""
+    from jobs.worker import lambda_handler
+    from tests.unit.conftest import DeadlineContext
+
+    ids, records = [], []
+    for message_id, receives in (("a", 1), ("b", 1), ("c", MAX_RECEIVE)):
+        job_id, body = new_job(stack)
+        ids.append(job_id)
+        record = sqs_record(body, receives, message_id=message_id)
+        records.append({**record, "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:elsewhere"})
+    with mock.patch("jobs.service.run_action", lambda job_input: time.sleep(0.3) or "done"):
+        result = lambda_handler({"Records": records}, DeadlineContext(0.5))
+    assert result["batchItemFailures"] == [{"itemIdentifier": "b"}]
+    assert [job(job_id)["status"] for job_id in ids] == ["COMPLETE", "PENDING", "COMPLETE"]
+
+
+@pytest.mark.parametrize("receives", [-1, "2", 2.0, True, 1001])
+def test_a_message_carrying_a_bad_receive_count_is_poison(stack: Stack, receives: object) -> None:
+    body = json.dumps({"owner_id": "user-a", "job_id": "01890000-0000-7000-8000-000000000000", "receives": receives})
+    assert call_worker(sqs_record(body, message_id="bad")) == ["bad"]

@@ -250,6 +250,14 @@ data "aws_iam_policy_document" "worker" {
     resources = local.queue_arns
   }
 
+  # A record an invocation has no time left to start is sent again as a new message (so it
+  # keeps its attempts) instead of waiting out its visibility timeout (lambda_src/jobs/worker.py).
+  statement {
+    sid       = "RequeueJobs"
+    actions   = ["sqs:SendMessage"]
+    resources = local.queue_arns
+  }
+
   statement {
     sid       = "Tracing"
     actions   = local.xray_actions
