@@ -124,6 +124,7 @@ module "compute" {
   queue_urls       = module.queue.queue_urls
   queue_arns       = module.queue.queue_arns
   dlq_arn          = module.queue.dlq_arn
+  dlq_url          = module.queue.dlq_url
 
   schedule_group_name              = module.scheduling.schedule_group_name
   schedules_arn_pattern            = module.scheduling.schedules_arn_pattern

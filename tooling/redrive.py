@@ -184,6 +184,13 @@ def parse_job_message(body: str) -> tuple[str, str] | None:
         return None
 
 
+def job_message_body(owner_id: str, job_id: str) -> str:
+    """The body a redriven job's message is sent with: which job, nothing else. A message the
+    worker re-queued for lack of time carries ``receives`` (the receives its job used), which
+    is dropped: a redriven job gets a full ``max_receive_count`` deliveries again."""
+    return json.dumps({"owner_id": owner_id, "job_id": job_id}, separators=(",", ":"))
+
+
 # ----------------------------------------------------------------------------- the job record
 
 
@@ -384,7 +391,7 @@ def _handle(
         letter.reason = f"job changed while redriving (now {current.get('status') if current else 'gone'})"
         return letter
     try:
-        _send(sqs, queue_for(outputs, job), message, letter.owner_id)
+        _send(sqs, queue_for(outputs, job), {**message, "Body": job_message_body(*parsed)}, letter.owner_id)
     except Exception as exc:
         raise OperatorError(
             f"job {letter.job_id} is PENDING but its message could not be sent to the job queue ({exc})",

@@ -43,7 +43,8 @@ def result_bucket(settings: Settings | None = None) -> ResultBucket:
 
 
 def job_queue(settings: Settings | None = None) -> JobQueue:
-    return JobQueue(client("sqs"), (settings or get_settings()).queue_urls)
+    settings = settings or get_settings()
+    return JobQueue(client("sqs"), settings.queue_urls, settings.dlq_url)
 
 
 def job_scheduler(settings: Settings | None = None) -> JobScheduler:

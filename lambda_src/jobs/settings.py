@@ -53,6 +53,7 @@ class Settings:
     # (tools, tests); from_env requires every one.
     queue_arns: dict[Priority, str] = field(default_factory=dict)  # where a due schedule sends
     dlq_arn: str = ""  # where a schedule's undeliverable message goes
+    dlq_url: str = ""  # where the worker puts a finally failed job's message that SQS would redeliver
     schedule_group_name: str = ""
     scheduler_role_arn: str = ""
     max_schedule_days: int = DEFAULT_MAX_SCHEDULE_DAYS
@@ -154,6 +155,7 @@ class Settings:
             high_priority_group=high_group,
             queue_arns={priority: required(name) for priority, name in QUEUE_ARN_VARIABLES.items()},
             dlq_arn=required("JOBS_DLQ_ARN"),
+            dlq_url=required("JOBS_DLQ_URL"),
             schedule_group_name=required("SCHEDULE_GROUP_NAME"),
             scheduler_role_arn=required("SCHEDULER_ROLE_ARN"),
             max_schedule_days=bounded_int("MAX_SCHEDULE_DAYS", 1, MAX_SCHEDULE_DAYS_LIMIT),

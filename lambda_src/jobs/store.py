@@ -794,12 +794,13 @@ class ResultBucket:
 class JobQueue:
     """The job queues, one per priority (standard queues used as SQS fair queues)."""
 
-    def __init__(self, client: Any, queue_urls: Mapping[Priority, str]) -> None:
+    def __init__(self, client: Any, queue_urls: Mapping[Priority, str], dead_letter_url: str = "") -> None:
         missing = [p.value for p in Priority if p not in queue_urls]
         if missing:
             raise ValueError(f"no queue URL for priority {', '.join(missing)}")
         self._sqs = client
         self._urls = dict(queue_urls)
+        self._dead_letter_url = dead_letter_url
 
     def send(self, job: Job, delay_seconds: int = 0) -> None:
         """Queue ``job`` for the worker, in its priority's queue; its message becomes visible
@@ -840,6 +841,13 @@ class JobQueue:
                 for m in messages
             ]
         )
+
+    def dead_letter(self, body: str, owner_id: str) -> None:
+        """Put a job message in the dead-letter queue (where ``invoke redrive`` finds it), the
+        owner as its group, as SQS's redrive policy would have."""
+        if not self._dead_letter_url:
+            raise ValueError("no dead-letter queue URL")
+        self._sqs.send_message(QueueUrl=self._dead_letter_url, MessageBody=body, MessageGroupId=owner_id)
 
     def _send_batches(self, entries: list[tuple[str, str, str, str, int]]) -> dict[str, str]:
         """(key, queue URL, body, group, delay) each; 10 per SendMessageBatch per queue, failed

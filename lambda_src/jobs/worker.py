@@ -5,7 +5,9 @@ fails is reported in ``batchItemFailures`` and comes back; the others in the bat
 unaffected. A record the invocation has no time left to start is sent again as a new message
 carrying the receives its job used so far (one SendMessageBatch at the end of the invocation),
 so waiting for time never uses up a job's attempts (maxReceiveCount) nor sends it to the DLQ
-unrun; only if that send fails is it reported as a failure and comes back as before.
+unrun; only if that send fails is it reported as a failure and comes back as before. A job
+that fails its last attempt on such a message, which SQS would still hand out again, has the
+message put in the DLQ by the worker, as SQS's redrive policy does for the others.
 """
 
 from __future__ import annotations
@@ -110,6 +112,10 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
     elif result.outcome == Outcome.FAILED:
         metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
         logger.error("job failed on its last attempt", extra={"attempt": attempt})
+        # Attempts carried over from a re-queued message: SQS would hand this message out again
+        # (acknowledged then, the job being FAILED), never to the DLQ; so the worker puts it there.
+        if receive_count < settings.max_receive_count and dead_letter(record.body, message.owner_id):
+            return result.outcome
         raise JobFailedFinally(f"job {message.job_id} failed; its message goes to the dead-letter queue")
     elif result.outcome == Outcome.CANCELLED:
         metrics.add_metric(name="JobsCancelledRunning", unit=MetricUnit.Count, value=1)
@@ -134,6 +140,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             failures: list[dict[str, str]] = list(response.get("batchItemFailures") or [])
             response["batchItemFailures"] = failures + [{"itemIdentifier": key} for key in unsent]
     return response
+
+
+def dead_letter(body: str, owner_id: str) -> bool:
+    """Put a job message in the DLQ; False (logged) if SQS would not take it."""
+    try:
+        job_queue().dead_letter(body, owner_id)
+    except (BotoCoreError, ClientError) as exc:
+        logger.warning("could not put the message in the dead-letter queue", extra={"reason": str(exc)})
+        return False
+    return True
 
 
 def requeue(records: list[Requeued]) -> dict[str, str]:

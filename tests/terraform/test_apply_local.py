@@ -136,6 +136,7 @@ def test_functions_match_the_contract_and_the_zips(local_stack, aws, lambda_zips
                 for priority in ("high", "low")
             },
             "JOBS_DLQ_ARN": dlq_arn,
+            "JOBS_DLQ_URL": outputs["dlq_url"],
             "SCHEDULE_GROUP_NAME": outputs["schedule_group_name"],
             "SCHEDULER_ROLE_ARN": outputs["scheduler_role_arn"],
             "MAX_SCHEDULE_DAYS": "30",
@@ -234,8 +235,10 @@ def test_roles_are_least_privilege_on_exact_arns(local_stack, aws):
 
     assert on_queues(documents["api"], "sqs:SendMessage") == queue_arns
     assert on_queues(documents["worker"], "sqs:ReceiveMessage") == queue_arns
-    # the worker re-queues what an invocation had no time to start: to those queues only
-    assert on_queues(documents["worker"], "sqs:SendMessage") == queue_arns
+    # the worker re-queues what an invocation had no time to start (to those queues) and puts a
+    # finally failed job's re-queued message in the DLQ: nowhere else
+    dlq = aws("sqs").get_queue_attributes(QueueUrl=local_stack[1]["dlq_url"], AttributeNames=["QueueArn"])
+    assert on_queues(documents["worker"], "sqs:SendMessage") == sorted([*queue_arns, dlq["Attributes"]["QueueArn"]])
     assert "s3:GetObject" in api_actions and "s3:PutObject" not in api_actions
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "s3:PutObject", "dynamodb:UpdateItem"} <= worker_actions
     assert "dynamodb:DeleteItem" not in worker_actions

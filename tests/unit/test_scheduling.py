@@ -314,6 +314,7 @@ def test_scheduled_jobs_are_listed_by_status(stack: Stack) -> None:
     [
         "JOBS_QUEUE_ARN",
         "JOBS_DLQ_ARN",
+        "JOBS_DLQ_URL",
         "SCHEDULE_GROUP_NAME",
         "SCHEDULER_ROLE_ARN",
         "MAX_SCHEDULE_DAYS",

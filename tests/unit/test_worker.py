@@ -427,9 +427,13 @@ def test_a_record_on_its_last_attempt_is_requeued_still_on_its_last_attempt(stac
     [again] = take_messages(stack)
     assert json.loads(again["Body"]) == {"owner_id": "user-a", "job_id": last_id, "receives": MAX_RECEIVE - 1}
     with mock.patch("jobs.service.run_action", CountingRun(fail_times=99)):
-        assert call_worker(as_record(again)) == [again["MessageId"]]  # on to the DLQ
+        # failed finally on the new message's first receive, which SQS would hand out again:
+        # the worker puts it in the DLQ itself (for `invoke redrive`) and acknowledges it
+        assert call_worker(as_record(again)) == []
     record = job(last_id)
     assert record["status"] == "FAILED" and "transient trouble" in record["error"]
+    dead = stack.sqs.receive_message(QueueUrl=stack.dlq_url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in dead if json.loads(m["Body"])["job_id"] == last_id] == [again["Body"]]
 
 
 def test_a_record_that_cannot_be_requeued_comes_back_as_a_failure(stack: Stack) -> None:

@@ -46,6 +46,7 @@ locals {
     JOBS_QUEUE_ARN_HIGH              = var.queue_arns["high"]
     JOBS_QUEUE_ARN_LOW               = var.queue_arns["low"]
     JOBS_DLQ_ARN                     = var.dlq_arn
+    JOBS_DLQ_URL                     = var.dlq_url
     SCHEDULE_GROUP_NAME              = var.schedule_group_name
     SCHEDULER_ROLE_ARN               = var.scheduler_role_arn
     MAX_SCHEDULE_DAYS                = tostring(var.max_schedule_days)
@@ -256,6 +257,14 @@ data "aws_iam_policy_document" "worker" {
     sid       = "RequeueJobs"
     actions   = ["sqs:SendMessage"]
     resources = local.queue_arns
+  }
+
+  # A job that failed its last attempt while its (re-queued) message still had receives left
+  # in SQS: the worker puts the message in the DLQ itself, where SQS would not yet.
+  statement {
+    sid       = "DeadLetterFailedJobs"
+    actions   = ["sqs:SendMessage"]
+    resources = [var.dlq_arn]
   }
 
   statement {

@@ -390,6 +390,11 @@ variable "dlq_arn" {
   type        = string
 }
 
+variable "dlq_url" {
+  description = "URL of the job dead-letter queue: where the worker puts the message of a job that failed finally while SQS would still redeliver it (JOBS_DLQ_URL)."
+  type        = string
+}
+
 variable "schedule_group_name" {
   description = "Schedule group of the jobs' one-time schedules (SCHEDULE_GROUP_NAME)."
   type        = string
