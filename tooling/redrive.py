@@ -185,9 +185,10 @@ def parse_job_message(body: str) -> tuple[str, str] | None:
 
 
 def job_message_body(owner_id: str, job_id: str) -> str:
-    """The body a redriven job's message is sent with: which job, nothing else. A message the
-    worker re-queued for lack of time carries ``receives`` (the receives its job used), which
-    is dropped: a redriven job gets a full ``max_receive_count`` deliveries again."""
+    """A job message's body as the api sends it (``jobs.store.message_body``): which job, nothing
+    else (the bench's floor sends it too). A redriven job's message is sent with it: a message
+    the worker re-queued for lack of time carries ``receives`` (the receives its job used),
+    which is dropped, so a redriven job gets a full ``max_receive_count`` deliveries again."""
     return json.dumps({"owner_id": owner_id, "job_id": job_id}, separators=(",", ":"))
 
 

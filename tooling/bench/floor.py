@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 
 from tooling.bench import records
 from tooling.bench.stats import percentile, summary_ms
+from tooling.redrive import job_message_body
 
 Out = Callable[[str], None]
 
@@ -154,7 +155,7 @@ def run(
                     },
                 ]
             )
-            sqs.send_message(QueueUrl=res.queue_url, MessageBody=records.message_body(owner, job_id))
+            sqs.send_message(QueueUrl=res.queue_url, MessageBody=job_message_body(owner, job_id))
             latency = time.perf_counter() - began
             with lock:
                 created_at[job_id] = began_wall

@@ -1,4 +1,5 @@
-"""Job items and messages shaped exactly like the ones the stack writes (``jobs.store``).
+"""Job items shaped exactly like the ones the stack writes (``jobs.store``); their messages'
+body is ``tooling.redrive.job_message_body``.
 
 The floor and the listing seed write these directly; the expressions are the data layer's
 (``JobTable.create``/``claim``/``complete``) so the floor makes the same calls as the stack.
@@ -142,10 +143,6 @@ def item_bytes(item: dict[str, Any]) -> int:
 
 def result_key(owner_id: str, job_id: str, created: datetime) -> str:
     return f"{owner_id}/{created.strftime('%Y-%m-%d')}/{job_id}.txt"
-
-
-def message_body(owner_id: str, job_id: str) -> str:
-    return json.dumps({"owner_id": owner_id, "job_id": job_id}, separators=(",", ":"))
 
 
 def utc_now() -> datetime:
