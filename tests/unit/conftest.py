@@ -325,6 +325,11 @@ def sqs_record(body: str, receive_count: int = 1, message_id: str | None = None)
     }
 
 
+def received_record(message: dict[str, Any]) -> dict[str, Any]:
+    """The SQS event record of a message received with ``AttributeNames=["All"]``."""
+    return sqs_record(message["Body"], int(message["Attributes"]["ApproximateReceiveCount"]), message["MessageId"])
+
+
 def call_worker(*records: dict[str, Any], remaining_ms: int = 30_000) -> list[str]:
     """Run the worker on a batch; return the ids it reported as failed."""
     from jobs.worker import lambda_handler

@@ -23,7 +23,7 @@ from tests.unit.conftest import (
     api_event,
     call_api,
     call_worker,
-    sqs_record,
+    received_record,
 )
 from tests.unit.test_worker import CountingRun
 from tooling import redrive
@@ -43,8 +43,7 @@ def deliver(stack: Stack, url: str | None = None) -> tuple[list[str], dict[str, 
     [m] = stack.sqs.receive_message(
         QueueUrl=url or stack.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], VisibilityTimeout=0
     )["Messages"]
-    record = sqs_record(m["Body"], int(m["Attributes"]["ApproximateReceiveCount"]), m["MessageId"])
-    failed = call_worker(record)
+    failed = call_worker(received_record(m))
     if not failed:
         stack.sqs.delete_message(QueueUrl=url or stack.queue_url, ReceiptHandle=m["ReceiptHandle"])
     return failed, m

@@ -24,6 +24,7 @@ from tests.unit.conftest import (
     call_api,
     call_worker,
     claims,
+    received_record,
     sqs_record,
 )
 
@@ -180,8 +181,7 @@ def test_poison_message_ends_in_the_dlq(stack: Stack) -> None:
             QueueUrl=stack.queue_url, MaxNumberOfMessages=1, AttributeNames=["All"], VisibilityTimeout=0
         )["Messages"]
         [m] = msgs
-        record = sqs_record(m["Body"], int(m["Attributes"]["ApproximateReceiveCount"]), m["MessageId"])
-        assert call_worker(record) == [m["MessageId"]]
+        assert call_worker(received_record(m)) == [m["MessageId"]]
     assert stack.sqs.receive_message(QueueUrl=stack.queue_url, VisibilityTimeout=0).get("Messages") is None
     [dead] = stack.sqs.receive_message(QueueUrl=stack.dlq_url)["Messages"]
     assert dead["Body"] == "garbage"
@@ -363,10 +363,6 @@ def take_messages(stack: Stack) -> list[dict]:
     return taken
 
 
-def as_record(message: dict) -> dict:
-    return sqs_record(message["Body"], int(message["Attributes"]["ApproximateReceiveCount"]), message["MessageId"])
-
-
 def test_a_slow_batch_ends_in_time_and_every_job_completes_on_its_first_attempt(stack: Stack) -> None:
     """Records slower than the timeout allows for a whole batch: each invocation starts only
     what it can finish and re-queues the rest untouched as new messages (so waiting costs no
@@ -393,7 +389,7 @@ def test_a_slow_batch_ends_in_time_and_every_job_completes_on_its_first_attempt(
             invocations.append((len(batch), context.get_remaining_time_in_millis() / 1000))
             taken = take_messages(stack)
             requeued += [json.loads(m["Body"]) for m in taken]
-            batch = [as_record(m) for m in taken]
+            batch = [received_record(m) for m in taken]
             if not batch:
                 break
     assert batch == [], invocations
@@ -429,7 +425,7 @@ def test_a_record_on_its_last_attempt_is_requeued_still_on_its_last_attempt(stac
     with mock.patch("jobs.service.run_action", CountingRun(fail_times=99)):
         # failed finally on the new message's first receive, which SQS would hand out again:
         # the worker puts it in the DLQ itself (for `invoke redrive`) and acknowledges it
-        assert call_worker(as_record(again)) == []
+        assert call_worker(received_record(again)) == []
     record = job(last_id)
     assert record["status"] == "FAILED" and "transient trouble" in record["error"]
     dead = stack.sqs.receive_message(QueueUrl=stack.dlq_url, MaxNumberOfMessages=10)["Messages"]
